@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Starts or stops the local AWS emulator on loopback.
+#   EMULATOR=localstack (default): LocalStack without Docker on 127.0.0.1:4566. One that is
+#     already running there is used as it is, and left running on stop.
+#   EMULATOR=moto: moto server on 127.0.0.1:${MOTO_PORT:-4599}.
+# Usage: infra/local/emulator.sh start|stop|endpoint
+# `start` prints the endpoint URL on its last line.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PROJ="$PWD"
+T="$PROJ/.tools"
+RUN="$T/run"
+mkdir -p "$RUN"
+EMULATOR="${EMULATOR:-localstack}"
+
+healthy() { curl -fsS -m 2 "$1" >/dev/null 2>&1; }
+
+case "$EMULATOR" in
+  localstack) ENDPOINT="http://127.0.0.1:4566"; HEALTH="$ENDPOINT/_localstack/health" ;;
+  moto) ENDPOINT="http://127.0.0.1:${MOTO_PORT:-4599}"; HEALTH="$ENDPOINT/moto-api/" ;;
+  *) echo "EMULATOR must be localstack or moto, not '$EMULATOR'" >&2; exit 2 ;;
+esac
+PIDFILE="$RUN/$EMULATOR.pid"
+
+stop_pid_tree() {
+  local pid=$1
+  # LocalStack's DynamoDB Local (java) outlives its parent: end the children first, by pid.
+  for child in $(pgrep -P "$pid" 2>/dev/null || true); do stop_pid_tree "$child"; done
+  kill "$pid" 2>/dev/null || true
+}
+
+case "${1:-}" in
+  endpoint) echo "$ENDPOINT" ;;
+  start)
+    if healthy "$HEALTH"; then
+      echo "==> $EMULATOR already running at $ENDPOINT; using it as it is" >&2
+      echo "$ENDPOINT"; exit 0
+    fi
+    if [ "$EMULATOR" = moto ]; then
+      infra/local/install-tools.sh moto >&2
+      "$T/moto-venv/bin/moto_server" -H 127.0.0.1 -p "${MOTO_PORT:-4599}" >"$RUN/moto.log" 2>&1 &
+      echo $! >"$PIDFILE"
+    else
+      infra/local/install-tools.sh localstack >&2
+      ROOT="$T/localstack-root"
+      mkdir -p "$ROOT/tmp"
+      ( cd "$ROOT" && env OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$ROOT" \
+          GATEWAY_SERVER=hypercorn GATEWAY_LISTEN=127.0.0.1:4566 LOCALSTACK_HOST=127.0.0.1:4566 \
+          SQS_ENDPOINT_STRATEGY=path DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
+          JAVA_TOOL_OPTIONS="-Djava.io.tmpdir=$ROOT/tmp" TMPDIR="$ROOT/tmp" \
+          "$T/localstack-venv/bin/python" "$PROJ/infra/local/localstack_launcher.py" >"$RUN/localstack.log" 2>&1 & echo $! >"$PIDFILE" )
+    fi
+    for _ in $(seq 1 120); do
+      if healthy "$HEALTH"; then echo "==> $EMULATOR up at $ENDPOINT" >&2; echo "$ENDPOINT"; exit 0; fi
+      if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+        echo "$EMULATOR exited during start; its log:" >&2; tail -n 40 "$RUN/$EMULATOR.log" >&2; exit 1
+      fi
+      sleep 0.5
+    done
+    echo "$EMULATOR did not answer at $HEALTH within 60 s; log: .tools/run/$EMULATOR.log" >&2; exit 1 ;;
+  stop)
+    if [ -f "$PIDFILE" ]; then
+      stop_pid_tree "$(cat "$PIDFILE")"
+      rm -f "$PIDFILE"
+      echo "==> $EMULATOR stopped" >&2
+    fi ;;
+  *) echo "usage: $0 start|stop|endpoint" >&2; exit 2 ;;
+esac

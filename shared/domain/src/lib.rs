@@ -1,0 +1,21 @@
+//! Steadfast's pure logic: no AWS, no I/O, no clocks. Everything here is decided from its
+//! inputs, so it is exhaustively unit- and property-tested. The functions carry out what this
+//! crate decides, through the ports in [`ports`].
+
+pub mod backoff;
+pub mod gate;
+pub mod message;
+pub mod outcome;
+pub mod ports;
+pub mod retry;
+pub mod signal;
+
+#[cfg(feature = "test-util")]
+pub mod fakes;
+
+pub use backoff::{Backoff, Jitter, TimerRoute};
+pub use gate::{Gate, GateState, Refused};
+pub use message::{IdentityRule, MessageError, OrderMessage};
+pub use outcome::{classify, Outcome};
+pub use retry::{RetryDecision, RetryPolicy};
+pub use signal::{CloseRequest, FlowEvent, ProbeRequest, TripRequest};

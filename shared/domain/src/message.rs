@@ -1,0 +1,168 @@
+//! An incoming order message: size and JSON checks, and its business identity, from which the
+//! `Idempotency-Key` is derived. The key depends on the business content only, never on the
+//! SQS message id, so a resent order carries the same key.
+
+use serde_json::Value;
+
+/// Bodies above this are refused (SQS's own maximum is 256 KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Where the business identity sits in a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRule {
+    /// Prefix of every key, e.g. `orders`.
+    pub namespace: String,
+    /// JSON pointers (RFC 6901) whose values, joined by `/`, identify the record.
+    pub pointers: Vec<String>,
+}
+
+impl IdentityRule {
+    /// Parses `"/orderId"` or `"/customer/id,/orderNo"`. Each pointer must start with `/`.
+    pub fn parse(namespace: &str, pointers: &str) -> Result<Self, String> {
+        let pointers: Vec<String> = pointers
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if pointers.is_empty() {
+            return Err("no JSON pointer given".into());
+        }
+        if let Some(bad) = pointers.iter().find(|p| !p.starts_with('/')) {
+            return Err(format!(
+                "`{bad}` is not a JSON pointer (it must start with '/')"
+            ));
+        }
+        if namespace.is_empty() || namespace.contains('/') {
+            return Err(format!(
+                "namespace `{namespace}` must be non-empty and without '/'"
+            ));
+        }
+        Ok(IdentityRule {
+            namespace: namespace.to_owned(),
+            pointers,
+        })
+    }
+}
+
+/// Why a message cannot be delivered, ever. Each is parked with this text as its reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("body is {size} bytes, over the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("body is JSON but not an object")]
+    NotAnObject,
+    #[error("identity field {pointer} is missing")]
+    MissingIdentity { pointer: String },
+    #[error("identity field {pointer} must be a non-empty string or a number")]
+    BadIdentity { pointer: String },
+}
+
+/// A message that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderMessage {
+    /// `namespace/value[/value...]`, the `Idempotency-Key` and the ledger key.
+    pub identity: String,
+    pub body: Value,
+}
+
+impl OrderMessage {
+    pub fn parse(raw: &str, rule: &IdentityRule) -> Result<Self, MessageError> {
+        if raw.len() > MAX_BODY_BYTES {
+            return Err(MessageError::TooLarge {
+                size: raw.len(),
+                limit: MAX_BODY_BYTES,
+            });
+        }
+        let body: Value =
+            serde_json::from_str(raw).map_err(|e| MessageError::InvalidJson(e.to_string()))?;
+        if !body.is_object() {
+            return Err(MessageError::NotAnObject);
+        }
+        let mut identity = rule.namespace.clone();
+        for pointer in &rule.pointers {
+            let part = match body.pointer(pointer) {
+                None | Some(Value::Null) => {
+                    return Err(MessageError::MissingIdentity {
+                        pointer: pointer.clone(),
+                    })
+                }
+                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(_) => {
+                    return Err(MessageError::BadIdentity {
+                        pointer: pointer.clone(),
+                    })
+                }
+            };
+            identity.push('/');
+            identity.push_str(&part);
+        }
+        Ok(OrderMessage { identity, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> IdentityRule {
+        IdentityRule::parse("orders", "/orderId").unwrap()
+    }
+
+    #[test]
+    fn the_identity_comes_from_the_business_fields_only() {
+        let a = OrderMessage::parse(r#"{"orderId":"A-1","messageId":"m1"}"#, &rule()).unwrap();
+        let b = OrderMessage::parse(r#"{"messageId":"m2","orderId":"A-1"}"#, &rule()).unwrap();
+        assert_eq!(a.identity, "orders/A-1");
+        assert_eq!(a.identity, b.identity);
+        let n = OrderMessage::parse(r#"{"orderId":42}"#, &rule()).unwrap();
+        assert_eq!(n.identity, "orders/42");
+    }
+
+    #[test]
+    fn composite_identities_join_their_parts() {
+        let r = IdentityRule::parse("orders", "/customer/id, /orderNo").unwrap();
+        let m = OrderMessage::parse(r#"{"customer":{"id":"C7"},"orderNo":3}"#, &r).unwrap();
+        assert_eq!(m.identity, "orders/C7/3");
+    }
+
+    #[test]
+    fn bad_messages_say_what_is_wrong() {
+        let r = rule();
+        assert!(matches!(
+            OrderMessage::parse("{nope", &r),
+            Err(MessageError::InvalidJson(_))
+        ));
+        assert_eq!(
+            OrderMessage::parse("[1]", &r),
+            Err(MessageError::NotAnObject)
+        );
+        assert_eq!(
+            OrderMessage::parse(r#"{"id":1}"#, &r)
+                .unwrap_err()
+                .to_string(),
+            "identity field /orderId is missing"
+        );
+        assert!(matches!(
+            OrderMessage::parse(r#"{"orderId":" "}"#, &r),
+            Err(MessageError::BadIdentity { .. })
+        ));
+        let big = format!(
+            r#"{{"orderId":"x","pad":"{}"}}"#,
+            "a".repeat(MAX_BODY_BYTES)
+        );
+        assert!(matches!(
+            OrderMessage::parse(&big, &r),
+            Err(MessageError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn rules_are_checked() {
+        assert!(IdentityRule::parse("orders", "orderId").is_err());
+        assert!(IdentityRule::parse("orders", "").is_err());
+        assert!(IdentityRule::parse("a/b", "/x").is_err());
+    }
+}

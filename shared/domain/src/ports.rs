@@ -1,0 +1,109 @@
+//! The ports: what the functions need from the outside world, as small traits. `shared/aws`
+//! implements them against AWS; `fakes` (feature `test-util`) in memory for unit tests.
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::backoff::TimerRoute;
+use crate::gate::Gate;
+use crate::outcome::Outcome;
+use crate::signal::{CloseRequest, FlowEvent, ProbeRequest};
+
+/// A failed call to the outside world: which operation, and what it said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct PortError {
+    pub operation: String,
+    pub message: String,
+}
+
+impl PortError {
+    pub fn new(operation: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        PortError {
+            operation: operation.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// The persisted gates, one per target.
+pub trait GateStore: Send + Sync {
+    /// The gate of `target`; [`Gate::new`] if none is stored.
+    fn load(&self, target: &str) -> impl Future<Output = PortResult<Gate>> + Send;
+    /// Stores `next` only if the stored version is still `next.version - 1` (absent for 0).
+    /// `Ok(false)`: another writer got there first, and nothing was written.
+    fn save(&self, next: &Gate) -> impl Future<Output = PortResult<bool>> + Send;
+}
+
+/// Identities already delivered (within the dedup window).
+pub trait Ledger: Send + Sync {
+    fn delivered(
+        &self,
+        identities: &[String],
+    ) -> impl Future<Output = PortResult<HashSet<String>>> + Send;
+    fn record(
+        &self,
+        identity: &str,
+        message_id: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// A message that will never be delivered, with why; kept whole so it can be requeued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedMessage {
+    /// Where it came from (queue or pipeline name).
+    pub source: String,
+    pub message_id: String,
+    pub identity: Option<String>,
+    pub reason: String,
+    pub parked_at_ms: u64,
+    /// The original body, unchanged.
+    pub body: String,
+}
+
+pub trait Parking: Send + Sync {
+    fn park(&self, message: &ParkedMessage) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+pub trait EventBus: Send + Sync {
+    fn emit(&self, event: &FlowEvent) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// The switch of the flow: the event source mapping of the guarded queue.
+pub trait FlowSwitch: Send + Sync {
+    fn set_enabled(&self, enabled: bool) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// Probe timers: an SQS delayed message or a one-time Scheduler schedule.
+pub trait Timers: Send + Sync {
+    /// Sets the timer. Setting the same schedule twice is not an error.
+    fn set(
+        &self,
+        probe: &ProbeRequest,
+        route: TimerRoute,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Removes a pending schedule of `probe`, if any (delayed SQS messages cannot be removed;
+    /// they fire stale and are refused by the gate).
+    fn cancel(&self, probe: &ProbeRequest) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// Asynchronous invocation of the other breaker functions.
+pub trait Invoker: Send + Sync {
+    fn close(&self, request: &CloseRequest) -> impl Future<Output = PortResult<()>> + Send;
+    fn backoff(&self, probe: &ProbeRequest) -> impl Future<Output = PortResult<()>> + Send;
+    fn open(&self, probe: &ProbeRequest) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// The guarded external API.
+pub trait Target: Send + Sync {
+    /// One delivery attempt with `Idempotency-Key: identity`. Network errors and timeouts
+    /// come back as [`Outcome::Transient`].
+    fn deliver(&self, identity: &str, body: &Value) -> impl Future<Output = Outcome> + Send;
+    /// The probe: is the API answering again? Any answer that is not transient counts as up.
+    fn check(&self) -> impl Future<Output = Outcome> + Send;
+}

@@ -1,0 +1,128 @@
+//! The messages the four breaker functions pass each other, and the events they emit.
+
+use serde::{Deserialize, Serialize};
+
+/// processor → close: "the target failed MAX_ATTEMPTS times, halt the flow".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TripRequest {
+    pub target: String,
+    pub reason: String,
+}
+
+/// close → backoff ("schedule probe `attempt`"), timer → close ("run probe `attempt`"),
+/// close → open ("probe `attempt` found the target healthy").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    pub target: String,
+    pub epoch: u64,
+    pub attempt: u32,
+}
+
+impl ProbeRequest {
+    /// Deterministic Scheduler schedule name: one schedule per (target, epoch, attempt), so a
+    /// repeated backoff call cannot create a second one. At most 64 characters.
+    pub fn schedule_name(&self) -> String {
+        let mut target: String = self
+            .target
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        target.truncate(40);
+        format!("probe-{target}-e{}-a{}", self.epoch, self.attempt)
+    }
+}
+
+/// What close accepts: a trip from the processor or an operator, or a probe from a timer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CloseRequest {
+    Trip(TripRequest),
+    Probe(ProbeRequest),
+}
+
+/// Events on the bus (source `steadfast`), for dashboards and the error-logging/ticketing
+/// service. They carry identities and reasons, never payload bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FlowEvent {
+    DeliveryFailed {
+        target: String,
+        identity: String,
+        message_id: String,
+        attempts: u32,
+        reason: String,
+    },
+    FlowHalted {
+        target: String,
+        epoch: u64,
+        reason: String,
+    },
+    ProbeFailed {
+        target: String,
+        epoch: u64,
+        attempt: u32,
+        reason: String,
+    },
+    FlowResumed {
+        target: String,
+        epoch: u64,
+        probes: u32,
+        halted_for_ms: u64,
+    },
+    MessageParked {
+        target: String,
+        identity: String,
+        message_id: String,
+        reason: String,
+    },
+}
+
+impl FlowEvent {
+    /// The EventBridge `DetailType`.
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            FlowEvent::DeliveryFailed { .. } => "DeliveryFailed",
+            FlowEvent::FlowHalted { .. } => "FlowHalted",
+            FlowEvent::ProbeFailed { .. } => "ProbeFailed",
+            FlowEvent::FlowResumed { .. } => "FlowResumed",
+            FlowEvent::MessageParked { .. } => "MessageParked",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_names_are_deterministic_and_short() {
+        let p = ProbeRequest {
+            target: "portal".repeat(20),
+            epoch: 12,
+            attempt: 14,
+        };
+        assert_eq!(p.schedule_name(), p.clone().schedule_name());
+        assert!(p.schedule_name().len() <= 64);
+        let q = ProbeRequest {
+            target: "portal".into(),
+            epoch: 3,
+            attempt: 1,
+        };
+        assert_eq!(q.schedule_name(), "probe-portal-e3-a1");
+    }
+
+    #[test]
+    fn close_requests_round_trip_as_tagged_json() {
+        let j = r#"{"kind":"probe","target":"portal","epoch":2,"attempt":5}"#;
+        let r: CloseRequest = serde_json::from_str(j).unwrap();
+        assert_eq!(
+            r,
+            CloseRequest::Probe(ProbeRequest {
+                target: "portal".into(),
+                epoch: 2,
+                attempt: 5
+            })
+        );
+        assert_eq!(serde_json::to_string(&r).unwrap(), j);
+    }
+}
