@@ -1,0 +1,182 @@
+//! close: halts the flow, and runs the probes.
+//!
+//! - Trip (from the processor or an operator): `Flowing → Halted` with a conditional write,
+//!   so of many concurrent callers exactly one wins and the others do nothing; the winner
+//!   disables the event source mapping, emits `FlowHalted`, and starts the backoff chain at
+//!   attempt 0.
+//! - Probe (from a timer on the `timers` queue): `Halted → Probing` only for the epoch and
+//!   attempt the gate waits for, so a duplicate or stale timer is a no-op; then the target is
+//!   checked: healthy → `open`, still sick → `Halted` at attempt + 1 and `backoff`.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde_json::Value;
+use steadfast_domain::ports::*;
+use steadfast_domain::{CloseRequest, FlowEvent, Outcome, ProbeRequest, Refused, TripRequest};
+use tracing::{info, warn};
+
+pub struct Ports<G, S, E, I, T> {
+    pub gates: G,
+    pub switch: S,
+    pub events: E,
+    pub invoker: I,
+    pub target: T,
+}
+
+/// What one request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    Halted {
+        epoch: u64,
+    },
+    Resuming {
+        epoch: u64,
+        attempt: u32,
+    },
+    StillSick {
+        epoch: u64,
+        next_attempt: u32,
+    },
+    /// Someone else did it, or the request is out of date: nothing was changed.
+    NoOp(String),
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl<G: GateStore, S: FlowSwitch, E: EventBus, I: Invoker, T: Target> Ports<G, S, E, I, T> {
+    /// Entry point: a direct request, or an SQS event from the timers queue.
+    pub async fn handle_value(&self, event: Value) -> Result<Value, PortError> {
+        if event.get("Records").is_some() {
+            let sqs: SqsEvent =
+                serde_json::from_value(event).map_err(|e| PortError::new("decode SQS event", e))?;
+            return Ok(serde_json::to_value(self.handle_timers(sqs).await).unwrap_or(Value::Null));
+        }
+        let request: CloseRequest = serde_json::from_value(event).map_err(|e| {
+            PortError::new(
+                "decode close request",
+                format!("{e}; expected {{\"kind\":\"trip\"|\"probe\", ...}}"),
+            )
+        })?;
+        let done = self.handle(request).await?;
+        Ok(serde_json::json!({ "done": format!("{done:?}") }))
+    }
+
+    /// Timer messages. A malformed timer is logged and dropped (it can never become valid);
+    /// one that failed on an AWS error is handed back to be retried.
+    pub async fn handle_timers(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for record in event.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            let probe: ProbeRequest = match serde_json::from_str(
+                record.body.as_deref().unwrap_or(""),
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(message_id = id, error = %e, outcome = "dropped", "timer message is not a probe request");
+                    continue;
+                }
+            };
+            if let Err(e) = self.handle(CloseRequest::Probe(probe)).await {
+                warn!(message_id = id, error = %e, "probe failed on an AWS error; timer handed back");
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = id;
+                response.batch_item_failures.push(f);
+            }
+        }
+        response
+    }
+
+    pub async fn handle(&self, request: CloseRequest) -> Result<Done, PortError> {
+        match request {
+            CloseRequest::Trip(trip) => self.trip(trip).await,
+            CloseRequest::Probe(probe) => self.probe(probe).await,
+        }
+    }
+
+    async fn trip(&self, trip: TripRequest) -> Result<Done, PortError> {
+        let gate = self.gates.load(&trip.target).await?;
+        let next = match gate.trip(now_ms(), &trip.reason) {
+            Ok(n) => n,
+            Err(refused) => return Ok(no_op(refused)),
+        };
+        if !self.gates.save(&next).await? {
+            return Ok(Done::NoOp("another trip won".into()));
+        }
+        warn!(target_api = %trip.target, epoch = next.epoch, reason = %trip.reason, outcome = "halted", "flow halted");
+        self.switch.set_enabled(false).await?;
+        let halted = FlowEvent::FlowHalted {
+            target: trip.target.clone(),
+            epoch: next.epoch,
+            reason: trip.reason.clone(),
+        };
+        if let Err(e) = self.events.emit(&halted).await {
+            warn!(error = %e, "FlowHalted event not emitted");
+        }
+        self.invoker
+            .backoff(&ProbeRequest {
+                target: trip.target,
+                epoch: next.epoch,
+                attempt: 0,
+            })
+            .await?;
+        Ok(Done::Halted { epoch: next.epoch })
+    }
+
+    async fn probe(&self, probe: ProbeRequest) -> Result<Done, PortError> {
+        let gate = self.gates.load(&probe.target).await?;
+        let probing = match gate.begin_probe(probe.epoch, probe.attempt, now_ms()) {
+            Ok(n) => n,
+            Err(refused) => return Ok(no_op(refused)),
+        };
+        if !self.gates.save(&probing).await? {
+            return Ok(Done::NoOp("a concurrent probe won".into()));
+        }
+        let outcome = self.target.check().await;
+        if outcome.is_delivered() {
+            info!(target_api = %probe.target, epoch = probe.epoch, attempt = probe.attempt, outcome = "healthy", "probe: target is up");
+            self.invoker.open(&probe).await?;
+            return Ok(Done::Resuming {
+                epoch: probe.epoch,
+                attempt: probe.attempt,
+            });
+        }
+        let reason = match &outcome {
+            Outcome::Delivered { .. } => unreachable!("handled above"),
+            other => other.reason(),
+        };
+        let halted = probing
+            .probe_failed(probe.epoch, probe.attempt, now_ms(), &reason)
+            .map_err(|r| PortError::new("probe_failed", r))?;
+        if !self.gates.save(&halted).await? {
+            return Ok(Done::NoOp("the gate changed during the probe".into()));
+        }
+        info!(target_api = %probe.target, epoch = probe.epoch, attempt = probe.attempt, reason, outcome = "still_sick", "probe: target still down");
+        let event = FlowEvent::ProbeFailed {
+            target: probe.target.clone(),
+            epoch: probe.epoch,
+            attempt: probe.attempt,
+            reason,
+        };
+        if let Err(e) = self.events.emit(&event).await {
+            warn!(error = %e, "ProbeFailed event not emitted");
+        }
+        let next = ProbeRequest {
+            attempt: halted.attempt,
+            ..probe
+        };
+        self.invoker.backoff(&next).await?;
+        Ok(Done::StillSick {
+            epoch: next.epoch,
+            next_attempt: next.attempt,
+        })
+    }
+}
+
+fn no_op(refused: Refused) -> Done {
+    info!(reason = %refused, outcome = "no_op", "nothing to do");
+    Done::NoOp(refused.to_string())
+}

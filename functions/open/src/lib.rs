@@ -1,0 +1,87 @@
+//! open: resumes the flow. `Halted | Probing → Flowing` with a conditional write, only for the
+//! halt the request belongs to (an operator's resume names no epoch); then the event source
+//! mapping is enabled, any pending probe schedule deleted, and `FlowResumed` emitted.
+
+use serde::Deserialize;
+use steadfast_domain::ports::*;
+use steadfast_domain::{FlowEvent, ProbeRequest};
+use tracing::{info, warn};
+
+pub struct Ports<G, S, E, M> {
+    pub gates: G,
+    pub switch: S,
+    pub events: E,
+    pub timers: M,
+}
+
+/// From `close` after a healthy probe (with epoch and attempt), or from an operator (target
+/// only).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpenRequest {
+    pub target: String,
+    pub epoch: Option<u64>,
+    pub attempt: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    Resumed { epoch: u64 },
+    NoOp(String),
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
+    pub async fn handle(&self, request: OpenRequest) -> Result<Done, PortError> {
+        let gate = self.gates.load(&request.target).await?;
+        let now = now_ms();
+        let next = match gate.resume(request.epoch, now, "resumed") {
+            Ok(n) => n,
+            Err(refused) => {
+                info!(reason = %refused, outcome = "no_op", "nothing to resume");
+                return Ok(Done::NoOp(refused.to_string()));
+            }
+        };
+        if !self.gates.save(&next).await? {
+            return Ok(Done::NoOp("the gate changed concurrently".into()));
+        }
+        self.switch.set_enabled(true).await?;
+        // The timer the gate was waiting for, if it is a schedule, is now pointless.
+        let pending = ProbeRequest {
+            target: gate.target.clone(),
+            epoch: gate.epoch,
+            attempt: gate.attempt,
+        };
+        if let Err(e) = self.timers.cancel(&pending).await {
+            warn!(error = %e, "pending schedule not deleted; it will fire stale and be ignored");
+        }
+        let probes = request.attempt.map(|a| a + 1).unwrap_or(gate.attempt);
+        let halted_for_ms = now.saturating_sub(gate.halted_at_ms);
+        info!(target_api = %gate.target, epoch = gate.epoch, probes, halted_for_ms, outcome = "resumed", "flow resumed");
+        let event = FlowEvent::FlowResumed {
+            target: gate.target.clone(),
+            epoch: gate.epoch,
+            probes,
+            halted_for_ms,
+        };
+        if let Err(e) = self.events.emit(&event).await {
+            warn!(error = %e, "FlowResumed event not emitted");
+        }
+        Ok(Done::Resumed { epoch: gate.epoch })
+    }
+}
+
+impl From<ProbeRequest> for OpenRequest {
+    fn from(p: ProbeRequest) -> Self {
+        OpenRequest {
+            target: p.target,
+            epoch: Some(p.epoch),
+            attempt: Some(p.attempt),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Steadfast's adapters: the one place that speaks AWS and HTTP. Each module implements a
+//! port of `steadfast_domain::ports`.
+
+pub mod clients;
+pub mod config;
+pub mod events;
+pub mod gates;
+pub mod http;
+pub mod invoke;
+pub mod ledger;
+pub mod logging;
+pub mod parking;
+pub mod switch;
+pub mod timers;
+
+pub use clients::Clients;
+pub use config::{ConfigError, Env};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// An SDK error with its whole chain of causes, for logs and port errors.
+pub(crate) fn describe<E: std::error::Error>(e: &E) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
+}
