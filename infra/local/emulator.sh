@@ -44,11 +44,13 @@ case "${1:-}" in
       infra/local/install-tools.sh localstack >&2
       ROOT="$T/localstack-root"
       mkdir -p "$ROOT/tmp"
-      ( cd "$ROOT" && env OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$ROOT" \
+      # exec, so the recorded pid is LocalStack's own.
+      ( cd "$ROOT" && exec env OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$ROOT" \
           GATEWAY_SERVER=hypercorn GATEWAY_LISTEN=127.0.0.1:4566 LOCALSTACK_HOST=127.0.0.1:4566 \
           SQS_ENDPOINT_STRATEGY=path DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
           JAVA_TOOL_OPTIONS="-Djava.io.tmpdir=$ROOT/tmp" TMPDIR="$ROOT/tmp" \
-          "$T/localstack-venv/bin/python" "$PROJ/infra/local/localstack_launcher.py" >"$RUN/localstack.log" 2>&1 & echo $! >"$PIDFILE" )
+          "$T/localstack-venv/bin/python" "$PROJ/infra/local/localstack_launcher.py" ) >"$RUN/localstack.log" 2>&1 &
+      echo $! >"$PIDFILE"
     fi
     for _ in $(seq 1 120); do
       if healthy "$HEALTH"; then echo "==> $EMULATOR up at $ENDPOINT" >&2; echo "$ENDPOINT"; exit 0; fi

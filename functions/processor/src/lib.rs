@@ -295,9 +295,18 @@ fn response(failures: Vec<String>) -> SqsBatchResponse {
     r
 }
 
-/// The remaining time of an invocation as an `Instant`, from the context's deadline (ms since
-/// the Unix epoch).
-pub fn deadline_from(deadline_ms: u64) -> Instant {
-    let left = deadline_ms.saturating_sub(now_ms());
-    Instant::now() + Duration::from_millis(left)
+/// The end of an invocation as an `Instant`, from the context's deadline (ms since the Unix
+/// epoch). A deadline that has already passed when the invocation starts cannot be real (some
+/// local Runtime API servers send one): then `fallback` from now is used.
+pub fn deadline_from(deadline_ms: u64, fallback: Duration) -> Instant {
+    let now = now_ms();
+    if deadline_ms <= now {
+        tracing::debug!(
+            deadline_ms,
+            now,
+            "no usable deadline from the runtime; using the configured timeout"
+        );
+        return Instant::now() + fallback;
+    }
+    Instant::now() + Duration::from_millis(deadline_ms - now)
 }

@@ -84,9 +84,11 @@ async fn main() -> Result<(), Error> {
     let env = Env::process();
     let cfg = config(&env)?;
     let ports = ports(&env).await?;
+    // Used only when the runtime gives no usable deadline (local Runtime API servers).
+    let fallback_timeout = env.seconds("INVOCATION_TIMEOUT_SECONDS", Duration::from_secs(30))?;
     let (cfg, ports) = (&cfg, &ports);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = deadline_from(event.context.deadline);
+        let deadline = deadline_from(event.context.deadline, fallback_timeout);
         let (response, _tally) = ports.handle(cfg, event.payload, deadline).await;
         Ok::<SqsBatchResponse, Error>(response)
     }))

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is not set")]
     Missing(String),
@@ -14,6 +14,13 @@ pub enum ConfigError {
         value: String,
         expected: String,
     },
+}
+
+// A failed cold start prints the error's Debug form: make it the readable one.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// A view of the environment (the process's, or a map in tests).

@@ -1,0 +1,64 @@
+//! AWS clients for the harness, pointed at the emulator, with fixed local credentials and
+//! region so nothing ever looks for instance metadata.
+
+use aws_config::BehaviorVersion;
+
+/// Environment every local process gets: emulator endpoint, region, dummy credentials, and no
+/// instance-metadata lookups (which would leave loopback).
+pub fn local_aws_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+#[derive(Clone)]
+pub struct Emulator {
+    pub endpoint: String,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+}
+
+impl Emulator {
+    pub async fn connect(endpoint: &str) -> Self {
+        let creds = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "local");
+        let conf = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .load()
+            .await;
+        Emulator {
+            endpoint: endpoint.to_owned(),
+            dynamodb: aws_sdk_dynamodb::Client::new(&conf),
+            sqs: aws_sdk_sqs::Client::new(&conf),
+            events: aws_sdk_eventbridge::Client::new(&conf),
+            scheduler: aws_sdk_scheduler::Client::new(&conf),
+            lambda: aws_sdk_lambda::Client::new(&conf),
+            iam: aws_sdk_iam::Client::new(&conf),
+        }
+    }
+
+    /// The endpoint from `AWS_ENDPOINT_URL`, else LocalStack's default.
+    pub fn endpoint_from_env() -> String {
+        std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "http://127.0.0.1:4566".into())
+    }
+}
+
+pub fn describe<E: std::error::Error>(e: &E) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
+}

@@ -1,0 +1,421 @@
+//! One local stack: the fake portal, a uniquely named copy of the template in the emulator,
+//! the functions behind `cargo lambda watch`, the plumbing, and an observer queue that
+//! receives every event the functions put on the bus. Helpers read what tests and the demo
+//! need to count: queue depths, mapping state, the gate, events, parked messages.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use serde_json::Value;
+
+use crate::aws::{describe, local_aws_env, Emulator};
+use crate::plumbing::Plumbing;
+use crate::portal::Portal;
+use crate::stack::{provision, Stack};
+use crate::template::Template;
+use crate::watch::{free_port, Watch};
+
+pub struct Options {
+    /// Prefix of the unique stack name.
+    pub prefix: String,
+    /// Template parameters on top of the local defaults.
+    pub parameters: HashMap<String, String>,
+    /// Instances per function behind `cargo lambda watch`.
+    pub concurrency: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            prefix: "sf".into(),
+            parameters: HashMap::new(),
+            concurrency: 4,
+        }
+    }
+}
+
+/// An event as the observer queue received it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub detail_type: String,
+    pub detail: Value,
+    pub received_ms: u64,
+}
+
+pub struct Local {
+    pub emu: Emulator,
+    pub stack: Stack,
+    pub portal: Portal,
+    pub watch: Watch,
+    pub plumbing: Option<Plumbing>,
+    pub observer_url: String,
+    events: Mutex<Vec<Observed>>,
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+impl Local {
+    pub async fn up(opts: Options) -> Result<Local> {
+        let endpoint = Emulator::endpoint_from_env();
+        let emu = Emulator::connect(&endpoint).await;
+        let portal = Portal::start(0).await?;
+        let name = unique(&opts.prefix);
+        let mut params: HashMap<String, String> = HashMap::from([
+            ("TargetName".into(), name.clone()),
+            ("TargetUrl".into(), portal.orders_url()),
+            ("ProbeUrl".into(), portal.health_url()),
+            ("AllowInsecureHttp".into(), "true".into()),
+            ("OrdersVisibilityTimeout".into(), "5".into()),
+            ("BackoffBaseSeconds".into(), "1".into()),
+            ("BackoffCapSeconds".into(), "8".into()),
+        ]);
+        params.extend(opts.parameters);
+        let template = Template::load(&crate::workspace_root().join("infra/template.yaml"))?;
+        let stack = provision(&emu, &template, &name, &params).await?;
+
+        // Observer: every event on the stack's bus lands on a queue of its own.
+        let bus = stack.reference("EventBus")?.to_owned();
+        let observer_url = emu
+            .sqs
+            .create_queue()
+            .queue_name(format!("{name}-observer"))
+            .send()
+            .await
+            .map_err(|e| anyhow!("CreateQueue observer: {}", describe(&e)))?
+            .queue_url
+            .unwrap_or_default();
+        let observer_arn = emu
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&observer_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .unwrap_or_default();
+        emu.events
+            .put_rule()
+            .name(format!("{name}-observe"))
+            .event_bus_name(&bus)
+            .event_pattern(r#"{"source":[{"prefix":"steadfast"}]}"#)
+            .send()
+            .await
+            .map_err(|e| anyhow!("PutRule: {}", describe(&e)))?;
+        emu.events
+            .put_targets()
+            .rule(format!("{name}-observe"))
+            .event_bus_name(&bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("observer")
+                    .arn(&observer_arn)
+                    .build()?,
+            )
+            .send()
+            .await
+            .map_err(|e| anyhow!("PutTargets: {}", describe(&e)))?;
+
+        let port = free_port()?;
+        let mut env: BTreeMap<String, String> = stack.merged_env()?;
+        env.extend(local_aws_env(&endpoint));
+        for (k, v) in [
+            (
+                "LAMBDA_INVOKE_ENDPOINT_URL",
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("CLOSE_FUNCTION", "close".into()),
+            ("BACKOFF_FUNCTION", "backoff".into()),
+            ("OPEN_FUNCTION", "open".into()),
+            (
+                "RUST_LOG",
+                std::env::var("FUNCTION_LOG").unwrap_or_else(|_| "info".into()),
+            ),
+            ("TARGET_TIMEOUT_SECONDS", "3".into()),
+            // cargo lambda watch sends no usable deadline; the processor's own timeout stands in.
+            (
+                "INVOCATION_TIMEOUT_SECONDS",
+                stack
+                    .functions
+                    .iter()
+                    .find(|f| f.binary == "processor")
+                    .map(|f| f.timeout_s)
+                    .unwrap_or(30)
+                    .to_string(),
+            ),
+        ] {
+            env.insert(k.into(), v);
+        }
+        let timeout_s = stack
+            .functions
+            .iter()
+            .map(|f| f.timeout_s)
+            .max()
+            .unwrap_or(30);
+        let watch = Watch::start(port, &env, &name, opts.concurrency, timeout_s)?;
+        let plumbing = Plumbing::start(&emu, &stack, &watch.endpoint);
+        Ok(Local {
+            emu,
+            stack,
+            portal,
+            watch,
+            plumbing: Some(plumbing),
+            observer_url,
+            events: Mutex::new(vec![]),
+        })
+    }
+
+    pub async fn down(mut self) {
+        if let Some(p) = self.plumbing.take() {
+            p.stop().await;
+        }
+        self.portal.stop();
+        // Watch stops when dropped.
+    }
+
+    pub fn plumbing(&self) -> &Plumbing {
+        self.plumbing.as_ref().expect("plumbing running")
+    }
+
+    pub fn queue_url(&self, logical: &str) -> Result<String> {
+        Ok(self.stack.reference(logical)?.to_owned())
+    }
+
+    /// Sends order bodies to the orders queue, ten per call.
+    pub async fn send(&self, bodies: &[Value]) -> Result<()> {
+        let url = self.queue_url("OrdersQueue")?;
+        for chunk in bodies.chunks(10) {
+            let entries: Vec<SendMessageBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(b.to_string())
+                        .build()
+                })
+                .collect::<Result<_, _>>()?;
+            let out = self
+                .emu
+                .sqs
+                .send_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| anyhow!("SendMessageBatch: {}", describe(&e)))?;
+            if !out.failed.is_empty() {
+                bail!("{} orders were not accepted by the queue", out.failed.len());
+            }
+        }
+        Ok(())
+    }
+
+    /// (visible, in flight, delayed) messages of a queue.
+    pub async fn depth(&self, logical: &str) -> Result<(u64, u64, u64)> {
+        let a = self
+            .emu
+            .sqs
+            .get_queue_attributes()
+            .queue_url(self.queue_url(logical)?)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| anyhow!("GetQueueAttributes: {}", describe(&e)))?
+            .attributes
+            .unwrap_or_default();
+        let n = |k: QueueAttributeName| a.get(&k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok((
+            n(QueueAttributeName::ApproximateNumberOfMessages),
+            n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            n(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        ))
+    }
+
+    /// The state of a function's mapping as the emulator reports it (`Enabled`, `Disabled`, ...).
+    pub async fn mapping_state(&self, binary: &str) -> Result<String> {
+        let m = self.stack.mapping_of(binary)?;
+        let out = self
+            .emu
+            .lambda
+            .get_event_source_mapping()
+            .uuid(&m.uuid)
+            .send()
+            .await
+            .map_err(|e| anyhow!("GetEventSourceMapping: {}", describe(&e)))?;
+        Ok(out.state.unwrap_or_default())
+    }
+
+    /// The gate item as stored: (state, epoch, attempt); `None` if never written.
+    pub async fn gate(&self) -> Result<Option<(String, u64, u64)>> {
+        let out = self
+            .emu
+            .dynamodb
+            .get_item()
+            .table_name(self.stack.reference("GateTable")?)
+            .key("target", AttributeValue::S(self.stack.name.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| anyhow!("GetItem gate: {}", describe(&e)))?;
+        Ok(out.item.map(|i| {
+            let s = |k: &str| match i.get(k) {
+                Some(AttributeValue::S(s)) => s.clone(),
+                Some(AttributeValue::N(n)) => n.clone(),
+                _ => String::new(),
+            };
+            (
+                s("state"),
+                s("epoch").parse().unwrap_or(0),
+                s("attempt").parse().unwrap_or(0),
+            )
+        }))
+    }
+
+    /// Drains the observer queue and returns every event seen so far, oldest first.
+    pub async fn events(&self) -> Result<Vec<Observed>> {
+        loop {
+            let out = self
+                .emu
+                .sqs
+                .receive_message()
+                .queue_url(&self.observer_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(|e| anyhow!("ReceiveMessage observer: {}", describe(&e)))?;
+            let msgs = out.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                break;
+            }
+            let now = crate::now_ms();
+            for m in &msgs {
+                let v: Value =
+                    serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or(Value::Null);
+                let mut detail = v.get("detail").cloned().unwrap_or(Value::Null);
+                if let Value::String(s) = &detail {
+                    detail = serde_json::from_str(s).unwrap_or(Value::Null);
+                }
+                self.events
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Observed {
+                        detail_type: v
+                            .get("detail-type")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        detail,
+                        received_ms: now,
+                    });
+                if let Some(h) = &m.receipt_handle {
+                    let _ = self
+                        .emu
+                        .sqs
+                        .delete_message()
+                        .queue_url(&self.observer_url)
+                        .receipt_handle(h)
+                        .send()
+                        .await;
+                }
+            }
+        }
+        Ok(self
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone())
+    }
+
+    pub async fn count_events(&self, detail_type: &str) -> Result<usize> {
+        Ok(self
+            .events()
+            .await?
+            .iter()
+            .filter(|e| e.detail_type == detail_type)
+            .count())
+    }
+
+    /// Reads (and removes) every message on the parking queue.
+    pub async fn take_parked(&self) -> Result<Vec<Value>> {
+        let url = self.queue_url("ParkingQueue")?;
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .emu
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .map_err(|e| anyhow!("ReceiveMessage parking: {}", describe(&e)))?;
+            let msgs = out.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                break;
+            }
+            for m in msgs {
+                all.push(
+                    serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or(Value::Null),
+                );
+                if let Some(h) = m.receipt_handle {
+                    let _ = self
+                        .emu
+                        .sqs
+                        .delete_message()
+                        .queue_url(&url)
+                        .receipt_handle(h)
+                        .send()
+                        .await;
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Waits until `check` holds, polling every 200 ms; fails with `what` after `limit`.
+    pub async fn wait_for<F, Fut>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: F,
+    ) -> Result<Duration>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
+        let start = Instant::now();
+        loop {
+            if check().await? {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "timed out after {limit:?} waiting for: {what}; function logs: {}",
+                    self.watch.log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// An order body: `{"orderId": id, "sku": ..., "quantity": ..., "messageId": <noise>}`.
+pub fn order(id: &str) -> Value {
+    serde_json::json!({
+        "orderId": id,
+        "sku": format!("SKU-{}", id.len()),
+        "quantity": 1 + (id.len() % 5),
+        "messageId": format!("{:016x}", rand::random::<u64>()),
+    })
+}
