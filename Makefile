@@ -1,0 +1,52 @@
+# Steadfast: every command a user or CI runs. See README.md.
+#   make demo   the main job: local stack + the breaker scenario with faults, report in target/steadfast/
+#   make test   unit, integration and end-to-end tests against the emulator (EMULATOR=localstack|moto)
+#   make stack  the local stack, left running for manual use
+#   make build  release Lambda artifacts (arm64, x86-64 fallback)
+#   make lint   fmt, clippy -D warnings, cfn-lint on the template
+#   make deploy sam build + sam deploy to a real AWS account (not run here)
+
+SHELL := /bin/bash
+EMULATOR ?= localstack
+export EMULATOR
+# A fixed cache: cargo-lambda's zig cache path is part of cargo's fingerprints.
+export XDG_CACHE_HOME := $(CURDIR)/.tools/cache
+export PATH := $(CURDIR)/.tools/lambda-venv/bin:$(PATH)
+ARCH ?= arm64
+
+.PHONY: tools test test-unit test-e2e demo stack build lint deploy clean
+
+tools:
+	@infra/local/install-tools.sh lambda $(EMULATOR)
+
+# Debug binaries the local stack runs (cargo lambda watch reuses them).
+bins:
+	cargo build --workspace --bins
+
+test: tools bins
+	cargo test --workspace --lib --bins
+	infra/local/with-emulator.sh cargo test --workspace --tests -- --test-threads=$${TEST_THREADS:-3}
+
+demo: tools bins
+	@mkdir -p target/steadfast
+	infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- demo
+
+stack: tools bins
+	infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- stack
+
+build: tools
+	@infra/local/build.sh $(ARCH)
+
+lint:
+	@infra/local/install-tools.sh lint
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	.tools/lint-venv/bin/cfn-lint infra/template.yaml
+
+deploy:
+	@command -v sam >/dev/null || { echo "install the AWS SAM CLI first (pip install aws-sam-cli)"; exit 2; }
+	cd infra && sam build --beta-features && sam deploy --guided
+
+clean:
+	cargo clean
+	rm -rf .tools
