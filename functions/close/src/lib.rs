@@ -180,3 +180,114 @@ fn no_op(refused: Refused) -> Done {
     info!(reason = %refused, outcome = "no_op", "nothing to do");
     Done::NoOp(refused.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steadfast_domain::fakes::*;
+    use steadfast_domain::GateState;
+
+    fn ports(
+        target: ScriptedTarget,
+    ) -> Ports<MemGates, MemSwitch, MemBus, MemInvoker, ScriptedTarget> {
+        Ports {
+            gates: MemGates::default(),
+            switch: MemSwitch::default(),
+            events: MemBus::default(),
+            invoker: MemInvoker::default(),
+            target,
+        }
+    }
+
+    fn trip() -> CloseRequest {
+        CloseRequest::Trip(TripRequest {
+            target: "portal".into(),
+            reason: "5 failures".into(),
+        })
+    }
+
+    fn probe(epoch: u64, attempt: u32) -> CloseRequest {
+        CloseRequest::Probe(ProbeRequest {
+            target: "portal".into(),
+            epoch,
+            attempt,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_first_trip_halts_disables_and_starts_the_chain_the_second_does_nothing() {
+        let p = ports(ScriptedTarget::always(Outcome::Transient("503".into())));
+        assert_eq!(p.handle(trip()).await.unwrap(), Done::Halted { epoch: 1 });
+        assert!(matches!(p.handle(trip()).await.unwrap(), Done::NoOp(_)));
+        assert!(!p.switch.enabled());
+        assert_eq!(p.events.types(), vec!["FlowHalted"]);
+        assert_eq!(
+            p.invoker.all(),
+            vec![Invoked::Backoff(ProbeRequest {
+                target: "portal".into(),
+                epoch: 1,
+                attempt: 0
+            })]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sick_probe_schedules_the_next_attempt_and_a_duplicate_timer_is_a_no_op() {
+        let p = ports(ScriptedTarget::always(Outcome::Transient(
+            "HTTP 503".into(),
+        )));
+        p.handle(trip()).await.unwrap();
+        assert_eq!(
+            p.handle(probe(1, 0)).await.unwrap(),
+            Done::StillSick {
+                epoch: 1,
+                next_attempt: 1
+            }
+        );
+        assert!(
+            matches!(p.handle(probe(1, 0)).await.unwrap(), Done::NoOp(_)),
+            "duplicate timer"
+        );
+        assert!(
+            matches!(p.handle(probe(0, 1)).await.unwrap(), Done::NoOp(_)),
+            "stale epoch"
+        );
+        assert_eq!(p.target.calls().len(), 1, "one probe");
+        let g = p.gates.get("portal").unwrap();
+        assert_eq!((g.state, g.attempt), (GateState::Halted, 1));
+    }
+
+    #[tokio::test]
+    async fn a_healthy_probe_asks_open_to_resume() {
+        let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 200 }));
+        p.handle(trip()).await.unwrap();
+        assert_eq!(
+            p.handle(probe(1, 0)).await.unwrap(),
+            Done::Resuming {
+                epoch: 1,
+                attempt: 0
+            }
+        );
+        assert_eq!(
+            p.invoker.all().last(),
+            Some(&Invoked::Open(ProbeRequest {
+                target: "portal".into(),
+                epoch: 1,
+                attempt: 0
+            }))
+        );
+    }
+
+    #[tokio::test]
+    async fn timer_events_from_sqs_are_understood_and_garbage_is_dropped() {
+        let p = ports(ScriptedTarget::always(Outcome::Transient("503".into())));
+        p.handle(trip()).await.unwrap();
+        let ev = serde_json::json!({"Records": [
+            {"messageId": "a", "body": r#"{"target":"portal","epoch":1,"attempt":0}"#},
+            {"messageId": "b", "body": "garbage"}
+        ]});
+        let out = p.handle_value(ev).await.unwrap();
+        assert_eq!(out["batchItemFailures"], serde_json::json!([]));
+        assert_eq!(p.target.calls().len(), 1);
+    }
+}

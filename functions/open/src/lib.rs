@@ -85,3 +85,46 @@ impl From<ProbeRequest> for OpenRequest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steadfast_domain::fakes::*;
+    use steadfast_domain::Gate;
+
+    #[tokio::test]
+    async fn resumes_once_for_the_current_halt_only() {
+        let p = Ports {
+            gates: MemGates::default(),
+            switch: MemSwitch::default(),
+            events: MemBus::default(),
+            timers: MemTimers::default(),
+        };
+        let halted = Gate::new("portal").trip(0, "x").unwrap();
+        p.gates.save(&halted).await.unwrap();
+        p.switch.set_enabled(false).await.unwrap();
+        let stale = OpenRequest {
+            target: "portal".into(),
+            epoch: Some(7),
+            attempt: Some(0),
+        };
+        assert!(matches!(p.handle(stale).await.unwrap(), Done::NoOp(_)));
+        let req = OpenRequest {
+            target: "portal".into(),
+            epoch: Some(1),
+            attempt: Some(2),
+        };
+        assert_eq!(
+            p.handle(req.clone()).await.unwrap(),
+            Done::Resumed { epoch: 1 }
+        );
+        assert!(matches!(p.handle(req).await.unwrap(), Done::NoOp(_)));
+        assert!(p.switch.enabled());
+        assert_eq!(p.events.types(), vec!["FlowResumed"]);
+        assert_eq!(
+            p.timers.cancelled.lock().unwrap().len(),
+            1,
+            "pending schedule removed"
+        );
+    }
+}

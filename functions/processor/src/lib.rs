@@ -310,3 +310,187 @@ pub fn deadline_from(deadline_ms: u64, fallback: Duration) -> Instant {
     }
     Instant::now() + Duration::from_millis(deadline_ms - now)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steadfast_domain::fakes::*;
+    use steadfast_domain::Gate;
+
+    type Fake = Ports<MemGates, MemLedger, MemParking, MemBus, MemInvoker, ScriptedTarget>;
+
+    fn ports(target: ScriptedTarget) -> Fake {
+        Ports {
+            gates: MemGates::default(),
+            ledger: MemLedger::default(),
+            parking: MemParking::default(),
+            events: MemBus::default(),
+            invoker: MemInvoker::default(),
+            target,
+        }
+    }
+
+    fn cfg(max_attempts: u32) -> Config {
+        Config {
+            target: "portal".into(),
+            identity: IdentityRule::parse("orders", "/orderId").unwrap(),
+            retry: RetryPolicy {
+                max_attempts,
+                base: Duration::from_millis(1),
+                cap: Duration::from_millis(2),
+                reserve: Duration::ZERO,
+            },
+            source: "orders".into(),
+        }
+    }
+
+    fn event(bodies: &[&str]) -> SqsEvent {
+        let records: Vec<serde_json::Value> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| serde_json::json!({"messageId": format!("m{i}"), "body": b}))
+            .collect();
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+    }
+
+    fn failed(r: &SqsBatchResponse) -> Vec<String> {
+        r.batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect()
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[tokio::test]
+    async fn a_healthy_batch_is_delivered_without_any_gate_write() {
+        let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 201 }));
+        let (r, tally) = p
+            .handle(
+                &cfg(5),
+                event(&[r#"{"orderId":"1"}"#, r#"{"orderId":"2"}"#]),
+                later(),
+            )
+            .await;
+        assert!(failed(&r).is_empty());
+        assert_eq!(tally.delivered, 2);
+        assert!(
+            p.gates.get("portal").is_none(),
+            "no gate write while healthy"
+        );
+        assert_eq!(p.target.calls(), vec!["orders/1", "orders/2"]);
+    }
+
+    #[tokio::test]
+    async fn a_halted_gate_hands_everything_back_without_calling_the_api() {
+        let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 201 }));
+        let halted = Gate::new("portal").trip(0, "x").unwrap();
+        assert!(p.gates.save(&halted).await.unwrap());
+        let (r, _) = p
+            .handle(
+                &cfg(5),
+                event(&[r#"{"orderId":"1"}"#, r#"{"orderId":"2"}"#]),
+                later(),
+            )
+            .await;
+        assert_eq!(failed(&r), vec!["m0", "m1"]);
+        assert!(p.target.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn exhausted_retries_trip_the_gate_and_hand_back_the_rest_unattempted() {
+        let p = ports(ScriptedTarget::new(
+            vec![Outcome::Delivered { status: 201 }],
+            Outcome::Transient("HTTP 503".into()),
+        ));
+        let (r, tally) = p
+            .handle(
+                &cfg(3),
+                event(&[
+                    r#"{"orderId":"1"}"#,
+                    r#"{"orderId":"2"}"#,
+                    r#"{"orderId":"3"}"#,
+                ]),
+                later(),
+            )
+            .await;
+        assert_eq!(failed(&r), vec!["m1", "m2"]);
+        assert!(tally.tripped);
+        assert_eq!(
+            p.target.calls(),
+            vec!["orders/1", "orders/2", "orders/2", "orders/2"],
+            "3 attempts, order 3 untouched"
+        );
+        assert_eq!(p.events.types(), vec!["DeliveryFailed"]);
+        assert!(matches!(
+            p.invoker.all().as_slice(),
+            [Invoked::Close(CloseRequest::Trip(_))]
+        ));
+    }
+
+    #[tokio::test]
+    async fn permanent_refusals_and_bad_input_are_parked_and_the_batch_goes_on() {
+        let p = ports(ScriptedTarget::new(
+            vec![Outcome::Permanent("HTTP 400: Bad Request".into())],
+            Outcome::Delivered { status: 201 },
+        ));
+        let (r, tally) = p
+            .handle(
+                &cfg(5),
+                event(&[
+                    r#"{"orderId":"1"}"#,
+                    "nope",
+                    r#"{"x":1}"#,
+                    r#"{"orderId":"4"}"#,
+                ]),
+                later(),
+            )
+            .await;
+        assert!(failed(&r).is_empty(), "parked messages count as handled");
+        assert_eq!((tally.parked, tally.delivered), (3, 1));
+        let reasons: Vec<String> = p.parking.all().into_iter().map(|m| m.reason).collect();
+        assert_eq!(reasons[0], "HTTP 400: Bad Request");
+        assert!(reasons[1].starts_with("body is not valid JSON"));
+        assert_eq!(reasons[2], "identity field /orderId is missing");
+        assert_eq!(p.parking.all()[1].body, "nope", "parked whole");
+    }
+
+    #[tokio::test]
+    async fn identities_in_the_ledger_or_earlier_in_the_batch_are_not_sent_again() {
+        let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 201 }));
+        p.ledger.record("orders/1", "old").await.unwrap();
+        let (r, tally) = p
+            .handle(
+                &cfg(5),
+                event(&[
+                    r#"{"orderId":"1"}"#,
+                    r#"{"orderId":"2"}"#,
+                    r#"{"orderId":"2","messageId":"resent"}"#,
+                ]),
+                later(),
+            )
+            .await;
+        assert!(failed(&r).is_empty());
+        assert_eq!(tally.duplicates_skipped, 2);
+        assert_eq!(p.target.calls(), vec!["orders/2"]);
+    }
+
+    #[tokio::test]
+    async fn running_out_of_time_hands_back_without_tripping() {
+        let p = ports(ScriptedTarget::always(Outcome::Transient("timeout".into())));
+        let mut c = cfg(5);
+        c.retry.reserve = Duration::from_secs(5);
+        let (r, tally) = p
+            .handle(
+                &c,
+                event(&[r#"{"orderId":"1"}"#, r#"{"orderId":"2"}"#]),
+                Instant::now() + Duration::from_secs(1),
+            )
+            .await;
+        assert_eq!(failed(&r), vec!["m0", "m1"]);
+        assert!(!tally.tripped);
+        assert!(p.invoker.all().is_empty());
+    }
+}

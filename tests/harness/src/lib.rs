@@ -11,6 +11,7 @@
 //! - [`local`] puts them together.
 
 pub mod aws;
+pub mod demo;
 pub mod local;
 pub mod plumbing;
 pub mod portal;

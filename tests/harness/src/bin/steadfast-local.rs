@@ -1,0 +1,117 @@
+//! The local stack's command line: `demo`, `stack`, and `send` (orders to a running stack).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use steadfast_local::local::{order, Local, Options};
+
+#[derive(Parser)]
+#[command(
+    about = "Steadfast's local stack: the emulator provisioned from infra/template.yaml, the real function binaries, the plumbing and a fake portal"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the guarded-delivery scenario with faults and writes target/steadfast/demo-report.json.
+    Demo {
+        /// Orders to send (half before, half during the outage).
+        #[arg(long, default_value_t = 200)]
+        orders: usize,
+        /// How long the portal stays down, in seconds.
+        #[arg(long, default_value_t = 30)]
+        outage_seconds: u64,
+    },
+    /// Starts a stack and keeps it running until Ctrl-C.
+    Stack,
+    /// Sends N orders to a queue (e.g. the orders queue of a running stack).
+    Send {
+        #[arg(long)]
+        queue_url: String,
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        #[arg(long, default_value = "MAN")]
+        prefix: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
+        .try_init();
+    match Cli::parse().command {
+        Command::Demo {
+            orders,
+            outage_seconds,
+        } => {
+            let breaker = steadfast_local::demo::run(steadfast_local::demo::DemoConfig {
+                orders,
+                outage: Duration::from_secs(outage_seconds),
+            })
+            .await?;
+            let report = serde_json::json!({
+                "generated_at_ms": steadfast_local::now_ms(),
+                "emulator": std::env::var("EMULATOR").unwrap_or_else(|_| "localstack".into()),
+                "scenarios": { "breaker": breaker },
+            });
+            let dir = steadfast_local::workspace_root().join("target/steadfast");
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join("demo-report.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("\nreport: target/steadfast/demo-report.json");
+            let b = &report["scenarios"]["breaker"];
+            if b["lost"] != 0 || b["duplicates"] != 0 {
+                anyhow::bail!("the demo lost or duplicated orders: see the report");
+            }
+        }
+        Command::Stack => {
+            let l = Local::up(Options {
+                prefix: "stack".into(),
+                ..Options::default()
+            })
+            .await?;
+            println!("Local stack {} is running (Ctrl-C stops it).", l.stack.name);
+            println!("  emulator       {}", l.emu.endpoint);
+            println!(
+                "  functions      {} (cargo lambda watch; logs: {})",
+                l.watch.endpoint,
+                l.watch.log.display()
+            );
+            println!("  fake portal    {}  (POST /_portal/mode {{\"mode\":\"down\"}}, GET /_portal/stats)", l.portal.url);
+            println!("  orders queue   {}", l.queue_url("OrdersQueue")?);
+            println!("  parking queue  {}", l.queue_url("ParkingQueue")?);
+            println!("\nSend orders from another terminal:");
+            println!("  cargo run -q -p steadfast-local --bin steadfast-local -- send --queue-url {} --count 10", l.queue_url("OrdersQueue")?);
+            println!("Take the portal down:\n  curl -s -XPOST {}/_portal/mode -H 'content-type: application/json' -d '{{\"mode\":\"down\"}}'", l.portal.url);
+            tokio::signal::ctrl_c().await?;
+            println!("stopping…");
+            l.down().await;
+        }
+        Command::Send {
+            queue_url,
+            count,
+            prefix,
+        } => {
+            let endpoint = steadfast_local::aws::Emulator::endpoint_from_env();
+            let emu = steadfast_local::aws::Emulator::connect(&endpoint).await;
+            let stamp = steadfast_local::now_ms();
+            for i in 0..count {
+                let body = order(&format!("{prefix}-{stamp}-{i}"));
+                emu.sqs
+                    .send_message()
+                    .queue_url(&queue_url)
+                    .message_body(body.to_string())
+                    .send()
+                    .await?;
+            }
+            println!("sent {count} orders to {queue_url}");
+        }
+    }
+    Ok(())
+}
