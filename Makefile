@@ -25,7 +25,7 @@ bins:
 
 test: tools bins
 	cargo test --workspace --lib --bins
-	infra/local/with-emulator.sh cargo test --workspace --tests -- --test-threads=$${TEST_THREADS:-3}
+	infra/local/with-emulator.sh cargo test --workspace --test '*' -- --test-threads=$${TEST_THREADS:-3}
 
 demo: tools bins
 	@mkdir -p target/steadfast

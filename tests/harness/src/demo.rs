@@ -25,7 +25,7 @@ fn say(bar: &ProgressBar, line: String) {
     if bar.is_hidden() {
         println!("{line}");
     } else {
-        say(&bar, line);
+        bar.println(line);
     }
 }
 
