@@ -1,7 +1,7 @@
 //! backoff: wiring only; the logic is in `lib.rs`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use steadfast_aws::{now_ms, timers::QueueAndScheduleTimers, Clients, ConfigError, Env};
+use steadfast_aws::{now_ms, Clients, ConfigError, Env};
 use steadfast_domain::{Backoff, Jitter, ProbeRequest};
 
 fn schedule(env: &Env) -> Result<Backoff, ConfigError> {
@@ -43,16 +43,7 @@ async fn main() -> Result<(), Error> {
     let env = Env::process();
     let backoff = schedule(&env)?;
     let clients = Clients::load(&env).await;
-    let timers = QueueAndScheduleTimers {
-        sqs: clients.sqs.clone(),
-        scheduler: clients.scheduler.clone(),
-        queue_url: env.required("TIMERS_QUEUE_URL")?,
-        queue_arn: env.required("TIMERS_QUEUE_ARN")?,
-        scheduler_role_arn: env.required("SCHEDULER_ROLE_ARN")?,
-        group: env
-            .optional("SCHEDULE_GROUP")
-            .unwrap_or_else(|| "default".into()),
-    };
+    let timers = clients.timers(&env)?;
     let (timers, backoff) = (&timers, &backoff);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ProbeRequest>| async move {

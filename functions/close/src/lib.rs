@@ -40,12 +40,7 @@ pub enum Done {
     NoOp(String),
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use steadfast_aws::now_ms;
 
 impl<G: GateStore, S: FlowSwitch, E: EventBus, I: Invoker, T: Target> Ports<G, S, E, I, T> {
     /// Entry point: a direct request, or an SQS event from the timers queue.

@@ -29,12 +29,7 @@ pub enum Done {
     NoOp(String),
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use steadfast_aws::now_ms;
 
 impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
     pub async fn handle(&self, request: OpenRequest) -> Result<Done, PortError> {

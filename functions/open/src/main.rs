@@ -2,10 +2,7 @@
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use open::{OpenRequest, Ports};
-use steadfast_aws::{
-    events::EventBridgeBus, gates::DynamoGates, switch::EsmSwitch, timers::QueueAndScheduleTimers,
-    Clients, Env,
-};
+use steadfast_aws::{Clients, Env};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,29 +10,10 @@ async fn main() -> Result<(), Error> {
     let env = Env::process();
     let clients = Clients::load(&env).await;
     let ports = Ports {
-        gates: DynamoGates {
-            client: clients.dynamodb.clone(),
-            table: env.required("GATE_TABLE")?,
-        },
-        switch: EsmSwitch::new(
-            clients.lambda.clone(),
-            env.required("PROCESSOR_FUNCTION")?,
-            env.required("ORDERS_QUEUE_ARN")?,
-        ),
-        events: EventBridgeBus {
-            client: clients.events.clone(),
-            bus: env.required("EVENT_BUS_NAME")?,
-        },
-        timers: QueueAndScheduleTimers {
-            sqs: clients.sqs.clone(),
-            scheduler: clients.scheduler.clone(),
-            queue_url: env.required("TIMERS_QUEUE_URL")?,
-            queue_arn: env.required("TIMERS_QUEUE_ARN")?,
-            scheduler_role_arn: env.required("SCHEDULER_ROLE_ARN")?,
-            group: env
-                .optional("SCHEDULE_GROUP")
-                .unwrap_or_else(|| "default".into()),
-        },
+        gates: clients.gates(&env)?,
+        switch: clients.flow_switch(&env)?,
+        events: clients.bus(&env)?,
+        timers: clients.timers(&env)?,
     };
     let ports = &ports;
     lambda_runtime::run(service_fn(

@@ -50,12 +50,7 @@ pub struct Tally {
     pub tripped: bool,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use steadfast_aws::now_ms;
 
 enum Fate {
     Handled,

@@ -49,10 +49,7 @@ fn config(env: &Env) -> Result<Config, ConfigError> {
 async fn ports(env: &Env) -> Result<Live, ConfigError> {
     let clients = Clients::load(env).await;
     Ok(Ports {
-        gates: DynamoGates {
-            client: clients.dynamodb.clone(),
-            table: env.required("GATE_TABLE")?,
-        },
+        gates: clients.gates(env)?,
         ledger: DynamoLedger {
             client: clients.dynamodb.clone(),
             table: env.required("LEDGER_TABLE")?,
@@ -64,16 +61,8 @@ async fn ports(env: &Env) -> Result<Live, ConfigError> {
             client: clients.sqs.clone(),
             queue_url: env.required("PARKING_QUEUE_URL")?,
         },
-        events: EventBridgeBus {
-            client: clients.events.clone(),
-            bus: env.required("EVENT_BUS_NAME")?,
-        },
-        invoker: LambdaInvoker {
-            client: clients.invoke.clone(),
-            close_function: env.required("CLOSE_FUNCTION")?,
-            backoff_function: env.required("BACKOFF_FUNCTION")?,
-            open_function: env.required("OPEN_FUNCTION")?,
-        },
+        events: clients.bus(env)?,
+        invoker: clients.invoker(env)?,
         target: HttpTarget::from_env(env)?,
     })
 }

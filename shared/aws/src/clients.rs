@@ -42,3 +42,64 @@ impl Clients {
         }
     }
 }
+
+use crate::config::ConfigError;
+use crate::events::EventBridgeBus;
+use crate::gates::DynamoGates;
+use crate::invoke::LambdaInvoker;
+use crate::switch::EsmSwitch;
+use crate::timers::QueueAndScheduleTimers;
+
+/// The adapters built from configuration, one constructor each, so every function wires the
+/// same adapter the same way.
+impl Clients {
+    /// `GATE_TABLE`.
+    pub fn gates(&self, env: &Env) -> Result<DynamoGates, ConfigError> {
+        Ok(DynamoGates {
+            client: self.dynamodb.clone(),
+            table: env.required("GATE_TABLE")?,
+        })
+    }
+
+    /// `EVENT_BUS_NAME`.
+    pub fn bus(&self, env: &Env) -> Result<EventBridgeBus, ConfigError> {
+        Ok(EventBridgeBus {
+            client: self.events.clone(),
+            bus: env.required("EVENT_BUS_NAME")?,
+        })
+    }
+
+    /// `PROCESSOR_FUNCTION` and `ORDERS_QUEUE_ARN`: the flow's event source mapping.
+    pub fn flow_switch(&self, env: &Env) -> Result<EsmSwitch, ConfigError> {
+        Ok(EsmSwitch::new(
+            self.lambda.clone(),
+            env.required("PROCESSOR_FUNCTION")?,
+            env.required("ORDERS_QUEUE_ARN")?,
+        ))
+    }
+
+    /// `CLOSE_FUNCTION`, `BACKOFF_FUNCTION`, `OPEN_FUNCTION`.
+    pub fn invoker(&self, env: &Env) -> Result<LambdaInvoker, ConfigError> {
+        Ok(LambdaInvoker {
+            client: self.invoke.clone(),
+            close_function: env.required("CLOSE_FUNCTION")?,
+            backoff_function: env.required("BACKOFF_FUNCTION")?,
+            open_function: env.required("OPEN_FUNCTION")?,
+        })
+    }
+
+    /// `TIMERS_QUEUE_URL`, `TIMERS_QUEUE_ARN`, `SCHEDULER_ROLE_ARN`, `SCHEDULE_GROUP` (default
+    /// `default`).
+    pub fn timers(&self, env: &Env) -> Result<QueueAndScheduleTimers, ConfigError> {
+        Ok(QueueAndScheduleTimers {
+            sqs: self.sqs.clone(),
+            scheduler: self.scheduler.clone(),
+            queue_url: env.required("TIMERS_QUEUE_URL")?,
+            queue_arn: env.required("TIMERS_QUEUE_ARN")?,
+            scheduler_role_arn: env.required("SCHEDULER_ROLE_ARN")?,
+            group: env
+                .optional("SCHEDULE_GROUP")
+                .unwrap_or_else(|| "default".into()),
+        })
+    }
+}

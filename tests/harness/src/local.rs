@@ -383,6 +383,15 @@ impl Local {
         Ok(all)
     }
 
+    /// Waits until a queue holds no message: none visible, in flight or delayed.
+    pub async fn wait_drained(&self, logical: &str, limit: Duration) -> Result<Duration> {
+        self.wait_for(&format!("{logical} empty"), limit, || async {
+            let (v, f, d) = self.depth(logical).await?;
+            Ok(v + f + d == 0)
+        })
+        .await
+    }
+
     /// Waits until `check` holds, polling every 200 ms; fails with `what` after `limit`.
     pub async fn wait_for<F, Fut>(
         &self,

@@ -120,15 +120,8 @@ async fn an_outage_halts_the_flow_probes_with_doubling_delays_and_resumes_exactl
         || async { Ok(creations(&l).len() == 50) },
     )
     .await?;
-    l.wait_for(
-        "the orders queue empty",
-        Duration::from_secs(30),
-        || async {
-            let (v, f, d) = l.depth("OrdersQueue").await?;
-            Ok(v + f + d == 0)
-        },
-    )
-    .await?;
+    l.wait_drained("OrdersQueue", Duration::from_secs(30))
+        .await?;
     let created = creations(&l);
     let expected: HashSet<String> = first
         .iter()
@@ -204,11 +197,8 @@ async fn bad_orders_are_parked_with_a_reason_and_the_rest_of_the_batch_is_delive
             .all(|p| p["body"].as_str().is_some_and(|b| !b.is_empty())),
         "parked whole"
     );
-    l.wait_for("orders queue empty", Duration::from_secs(30), || async {
-        let (v, f, _) = l.depth("OrdersQueue").await?;
-        Ok(v + f == 0)
-    })
-    .await?;
+    l.wait_drained("OrdersQueue", Duration::from_secs(30))
+        .await?;
     assert_eq!(
         l.mapping_state("processor").await?,
         "Enabled",
@@ -245,11 +235,8 @@ async fn a_429_is_retried_after_its_retry_after_and_a_redelivered_order_is_not_s
         "retried {} ms after the 429",
         seen[1].at_ms - seen[0].at_ms
     );
-    l.wait_for("queue empty", Duration::from_secs(30), || async {
-        let (v, f, _) = l.depth("OrdersQueue").await?;
-        Ok(v + f == 0)
-    })
-    .await?;
+    l.wait_drained("OrdersQueue", Duration::from_secs(30))
+        .await?;
 
     // WHEN the same order arrives again under a new message id (an SQS redelivery, or a
     // resend by the source)
@@ -336,15 +323,8 @@ async fn ten_concurrent_trips_make_one_halt_and_a_duplicated_timer_makes_no_seco
     assert_eq!(probes, 1, "one probe for two identical timers");
     assert_eq!(l.mapping_state("processor").await?, "Enabled");
     // AND the original delayed timer, when it fires, is stale and does nothing
-    l.wait_for(
-        "the original timer consumed",
-        Duration::from_secs(40),
-        || async {
-            let (v, f, d) = l.depth("TimersQueue").await?;
-            Ok(v + f + d == 0)
-        },
-    )
-    .await?;
+    l.wait_drained("TimersQueue", Duration::from_secs(40))
+        .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         l.portal
