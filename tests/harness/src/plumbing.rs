@@ -47,7 +47,11 @@ impl Plumbing {
                 .map(|f| (f.binary.clone(), AtomicU64::new(0)))
                 .collect(),
         );
-        let http = reqwest::Client::builder().build().expect("http client");
+        // No idle connections: the Runtime API server may close one just as it is reused.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("http client");
         let mut tasks = Vec::new();
         for m in &stack.mappings {
             tasks.push(tokio::spawn(poll_mapping(
@@ -181,12 +185,29 @@ async fn poll_mapping(
         if let Some(c) = per_function.get(&m.function.binary) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        let answer = http
-            .post(&url)
-            .timeout(Duration::from_secs(m.function.timeout_s + 30))
-            .json(&sqs_event(&m, &messages))
-            .send()
-            .await;
+        let event = sqs_event(&m, &messages);
+        // A transport error (nothing answered) is retried a few times, as AWS's poller does;
+        // an answer, even an error, is final for this batch.
+        let mut answer = None;
+        for attempt in 0..3u64 {
+            let r = http
+                .post(&url)
+                .timeout(Duration::from_secs(m.function.timeout_s + 30))
+                .json(&event)
+                .send()
+                .await;
+            match r {
+                Err(e) if !e.is_timeout() && attempt < 2 => {
+                    debug!(function = %m.function.binary, error = %e, "invoke transport error; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                }
+                other => {
+                    answer = Some(other);
+                    break;
+                }
+            }
+        }
+        let Some(answer) = answer else { continue };
         let failed: Option<Vec<String>> = match answer {
             Ok(r) if r.status().is_success() => match r.json::<Value>().await {
                 Ok(v) => Some(

@@ -68,7 +68,17 @@ async fn an_outage_halts_the_flow_probes_with_doubling_delays_and_resumes_exactl
     assert_eq!(l.count_events("DeliveryFailed").await?, 1);
 
     // AND while it is down, orders stay in the queue and the portal only sees probes
-    tokio::time::sleep(Duration::from_secs(16)).await;
+    let health = |l: &Local| {
+        l.portal
+            .seen()
+            .iter()
+            .filter(|s| s.path == "/health")
+            .count()
+    };
+    l.wait_for("four probes", Duration::from_secs(60), || async {
+        Ok(health(&l) >= 4)
+    })
+    .await?;
     let orders_calls_before = l
         .portal
         .seen()
