@@ -102,7 +102,11 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, I: Invoker, T: Target> Ports<G, S
             return Ok(Done::NoOp("another trip won".into()));
         }
         warn!(target_api = %trip.target, epoch = next.epoch, reason = %trip.reason, outcome = "halted", "flow halted");
-        self.switch.set_enabled(false).await?;
+        // The gate already stops deliveries; disabling the mapping only saves the polling. A
+        // failure here must not keep the probe chain from starting.
+        if let Err(e) = self.switch.set_enabled(false).await {
+            warn!(target_api = %trip.target, error = %e, "mapping not disabled; the gate still holds deliveries back");
+        }
         let halted = FlowEvent::FlowHalted {
             target: trip.target.clone(),
             epoch: next.epoch,
@@ -250,6 +254,14 @@ mod tests {
         assert_eq!(p.target.calls().len(), 1, "one probe");
         let g = p.gates.get("portal").unwrap();
         assert_eq!((g.state, g.attempt), (GateState::Halted, 1));
+    }
+
+    #[tokio::test]
+    async fn the_probe_chain_starts_even_when_the_mapping_cannot_be_disabled() {
+        let p = ports(ScriptedTarget::always(Outcome::Transient("503".into())));
+        *p.switch.1.lock().unwrap() = 1;
+        assert_eq!(p.handle(trip()).await.unwrap(), Done::Halted { epoch: 1 });
+        assert!(matches!(p.invoker.all().as_slice(), [Invoked::Backoff(_)]));
     }
 
     #[tokio::test]

@@ -38,6 +38,10 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
         let next = match gate.resume(request.epoch, now, "resumed") {
             Ok(n) => n,
             Err(refused) => {
+                if gate.is_flowing() {
+                    // A retry of an open whose mapping update failed: make sure the flow runs.
+                    self.switch.set_enabled(true).await?;
+                }
                 info!(reason = %refused, outcome = "no_op", "nothing to resume");
                 return Ok(Done::NoOp(refused.to_string()));
             }
@@ -121,5 +125,33 @@ mod tests {
             1,
             "pending schedule removed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_retried_open_enables_the_mapping_that_a_failed_first_try_left_disabled() {
+        let p = Ports {
+            gates: MemGates::default(),
+            switch: MemSwitch::default(),
+            events: MemBus::default(),
+            timers: MemTimers::default(),
+        };
+        p.gates
+            .save(&Gate::new("portal").trip(0, "x").unwrap())
+            .await
+            .unwrap();
+        p.switch.set_enabled(false).await.unwrap();
+        *p.switch.1.lock().unwrap() = 1;
+        let req = OpenRequest {
+            target: "portal".into(),
+            epoch: Some(1),
+            attempt: Some(0),
+        };
+        assert!(
+            p.handle(req.clone()).await.is_err(),
+            "first try: gate flowing, mapping update failed"
+        );
+        assert!(!p.switch.enabled());
+        assert!(matches!(p.handle(req).await.unwrap(), Done::NoOp(_)));
+        assert!(p.switch.enabled(), "the retry enabled it");
     }
 }

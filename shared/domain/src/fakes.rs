@@ -90,12 +90,12 @@ impl EventBus for MemBus {
     }
 }
 
-/// Records every switch; starts enabled.
-pub struct MemSwitch(pub Mutex<Vec<bool>>);
+/// Records every switch; starts enabled. `failures` makes the next that many calls fail.
+pub struct MemSwitch(pub Mutex<Vec<bool>>, pub Mutex<u32>);
 
 impl Default for MemSwitch {
     fn default() -> Self {
-        MemSwitch(Mutex::new(vec![true]))
+        MemSwitch(Mutex::new(vec![true]), Mutex::new(0))
     }
 }
 
@@ -107,6 +107,14 @@ impl MemSwitch {
 
 impl FlowSwitch for MemSwitch {
     async fn set_enabled(&self, enabled: bool) -> PortResult<()> {
+        let mut failures = lock(&self.1);
+        if *failures > 0 {
+            *failures -= 1;
+            return Err(PortError::new(
+                "UpdateEventSourceMapping",
+                "injected failure",
+            ));
+        }
         lock(&self.0).push(enabled);
         Ok(())
     }
