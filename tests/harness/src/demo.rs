@@ -41,12 +41,15 @@ async fn watch_transitions(l: Arc<Local>, bar: ProgressBar, start: Instant, stop
     while !stop.load(Ordering::Relaxed) {
         if let Ok(Some((state, epoch, attempt))) = l.gate().await {
             if state != last_gate {
+                // A resumed gate resets its attempt: name only the halt then.
+                let detail = if state == "Flowing" {
+                    format!("halt #{epoch} over")
+                } else {
+                    format!("halt #{epoch}, probe {attempt}")
+                };
                 say(
                     &bar,
-                    format!(
-                        "{} gate      {last_gate} → {state} (halt #{epoch}, probe {attempt})",
-                        t(start)
-                    ),
+                    format!("{} gate      {last_gate} → {state} ({detail})", t(start)),
                 );
                 last_gate = state;
             }
