@@ -50,6 +50,65 @@ impl Emulator {
         }
     }
 
+    /// Creates (or finds) queue `name`; returns its URL and ARN.
+    pub async fn create_queue(&self, name: &str) -> anyhow::Result<(String, String)> {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let url = self
+            .sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("CreateQueue {name}: {}", describe(&e)))?
+            .queue_url
+            .unwrap_or_default();
+        let arn = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("GetQueueAttributes {name}: {}", describe(&e)))?
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .unwrap_or_default();
+        Ok((url, arn))
+    }
+
+    /// Receives and deletes every message on a queue until a receive comes back empty
+    /// (each receive waits up to `wait_s` seconds); returns the bodies, oldest first.
+    pub async fn drain(&self, url: &str, wait_s: i32) -> anyhow::Result<Vec<String>> {
+        let mut bodies = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(wait_s)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("ReceiveMessage {url}: {}", describe(&e)))?;
+            let msgs = out.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return Ok(bodies);
+            }
+            for m in msgs {
+                bodies.push(m.body.unwrap_or_default());
+                if let Some(h) = m.receipt_handle {
+                    let _ = self
+                        .sqs
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(h)
+                        .send()
+                        .await;
+                }
+            }
+        }
+    }
+
     /// The endpoint from `AWS_ENDPOINT_URL`, else LocalStack's default.
     pub fn endpoint_from_env() -> String {
         std::env::var("AWS_ENDPOINT_URL")

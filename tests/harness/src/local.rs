@@ -81,25 +81,7 @@ impl Local {
 
         // Observer: every event on the stack's bus lands on a queue of its own.
         let bus = stack.reference("EventBus")?.to_owned();
-        let observer_url = emu
-            .sqs
-            .create_queue()
-            .queue_name(format!("{name}-observer"))
-            .send()
-            .await
-            .map_err(|e| anyhow!("CreateQueue observer: {}", describe(&e)))?
-            .queue_url
-            .unwrap_or_default();
-        let observer_arn = emu
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&observer_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await?
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .unwrap_or_default();
+        let (observer_url, observer_arn) = emu.create_queue(&format!("{name}-observer")).await?;
         emu.events
             .put_rule()
             .name(format!("{name}-observe"))
@@ -282,52 +264,25 @@ impl Local {
 
     /// Drains the observer queue and returns every event seen so far, oldest first.
     pub async fn events(&self) -> Result<Vec<Observed>> {
-        loop {
-            let out = self
-                .emu
-                .sqs
-                .receive_message()
-                .queue_url(&self.observer_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .map_err(|e| anyhow!("ReceiveMessage observer: {}", describe(&e)))?;
-            let msgs = out.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                break;
+        let now = crate::now_ms();
+        for body in self.emu.drain(&self.observer_url, 0).await? {
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let mut detail = v.get("detail").cloned().unwrap_or(Value::Null);
+            if let Value::String(s) = &detail {
+                detail = serde_json::from_str(s).unwrap_or(Value::Null);
             }
-            let now = crate::now_ms();
-            for m in &msgs {
-                let v: Value =
-                    serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or(Value::Null);
-                let mut detail = v.get("detail").cloned().unwrap_or(Value::Null);
-                if let Value::String(s) = &detail {
-                    detail = serde_json::from_str(s).unwrap_or(Value::Null);
-                }
-                self.events
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(Observed {
-                        detail_type: v
-                            .get("detail-type")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        detail,
-                        received_ms: now,
-                    });
-                if let Some(h) = &m.receipt_handle {
-                    let _ = self
-                        .emu
-                        .sqs
-                        .delete_message()
-                        .queue_url(&self.observer_url)
-                        .receipt_handle(h)
-                        .send()
-                        .await;
-                }
-            }
+            self.events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Observed {
+                    detail_type: v
+                        .get("detail-type")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    detail,
+                    received_ms: now,
+                });
         }
         Ok(self
             .events
@@ -348,39 +303,11 @@ impl Local {
     /// Reads (and removes) every message on the parking queue.
     pub async fn take_parked(&self) -> Result<Vec<Value>> {
         let url = self.queue_url("ParkingQueue")?;
-        let mut all = Vec::new();
-        loop {
-            let out = self
-                .emu
-                .sqs
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .map_err(|e| anyhow!("ReceiveMessage parking: {}", describe(&e)))?;
-            let msgs = out.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                break;
-            }
-            for m in msgs {
-                all.push(
-                    serde_json::from_str(m.body.as_deref().unwrap_or("{}")).unwrap_or(Value::Null),
-                );
-                if let Some(h) = m.receipt_handle {
-                    let _ = self
-                        .emu
-                        .sqs
-                        .delete_message()
-                        .queue_url(&url)
-                        .receipt_handle(h)
-                        .send()
-                        .await;
-                }
-            }
-        }
-        Ok(all)
+        let bodies = self.emu.drain(&url, 1).await?;
+        Ok(bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
+            .collect())
     }
 
     /// Waits until a queue holds no message: none visible, in flight or delayed.

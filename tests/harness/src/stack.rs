@@ -119,26 +119,7 @@ pub async fn provision(
     for (logical, res) in &queues {
         let qname = string_prop(res, "QueueName", &ctx, template)?
             .unwrap_or_else(|| format!("{name}-{logical}"));
-        let url = emu
-            .sqs
-            .create_queue()
-            .queue_name(&qname)
-            .send()
-            .await
-            .map_err(|e| anyhow!("CreateQueue {qname}: {}", describe(&e)))?
-            .queue_url
-            .unwrap_or_default();
-        let arn = emu
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| anyhow!("GetQueueAttributes {qname}: {}", describe(&e)))?
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .unwrap_or_default();
+        let (url, arn) = emu.create_queue(&qname).await?;
         ctx.account = arn.split(':').nth(4).unwrap_or_default().to_owned();
         queue_urls.insert(arn.clone(), url.clone());
         ctx.resources.insert(
