@@ -38,7 +38,9 @@ case "${1:-}" in
     fi
     if [ "$EMULATOR" = moto ]; then
       infra/local/install-tools.sh moto >&2
-      "$T/moto-venv/bin/moto_server" -H 127.0.0.1 -p "${MOTO_PORT:-4599}" >"$RUN/moto.log" 2>&1 &
+      # moto_launcher.py: moto_server with DynamoDB requests applied atomically (see there).
+      MOTO_PORT="${MOTO_PORT:-4599}" "$T/moto-venv/bin/python" infra/local/moto_launcher.py \
+        127.0.0.1 "${MOTO_PORT:-4599}" >"$RUN/moto.log" 2>&1 &
       echo $! >"$PIDFILE"
     else
       infra/local/install-tools.sh localstack >&2

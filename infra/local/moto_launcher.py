@@ -1,0 +1,46 @@
+"""Starts moto server on loopback with DynamoDB requests applied one at a time.
+
+moto's server is threaded, and its DynamoDB backend checks a condition expression and then
+writes without a lock, so two concurrent conditional writes to one item can both succeed.
+Real DynamoDB applies each request atomically; the gate's "exactly one trip wins" and the
+outbox and inbox claims rely on that. This wrapper serialises DynamoDB requests (and only
+them: SQS long polls and the other services stay concurrent), so conditional writes behave
+as they do in AWS.
+
+Usage: python moto_launcher.py HOST PORT
+"""
+
+import sys
+import threading
+
+from werkzeug.serving import run_simple
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+
+
+class SerialDynamoDB:
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("DynamoDB_"):
+            return self.app(environ, start_response)
+        with self.lock:
+            # The whole answer is produced under the lock, not only the first byte.
+            return list(self.app(environ, start_response))
+
+
+def main():
+    host, port = sys.argv[1], int(sys.argv[2])
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(host, port, SerialDynamoDB(app), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
