@@ -54,3 +54,57 @@ impl EventBus for EventBridgeBus {
         Ok(())
     }
 }
+
+/// The outbox's publisher: one PutEvents call per batch, every entry's result checked.
+pub struct EventBridgePublisher {
+    pub client: aws_sdk_eventbridge::Client,
+    pub bus: String,
+    /// `source` of every event, e.g. `steadfast.outbox`.
+    pub source: String,
+}
+
+impl steadfast_domain::ports::Publisher for EventBridgePublisher {
+    async fn publish(
+        &self,
+        entries: &[steadfast_domain::ports::Outgoing],
+    ) -> Vec<Result<(), String>> {
+        let request: Vec<PutEventsRequestEntry> = entries
+            .iter()
+            .map(|e| {
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus)
+                    .source(&self.source)
+                    .detail_type(&e.detail_type)
+                    .detail(&e.detail)
+                    .build()
+            })
+            .collect();
+        let out = match self
+            .client
+            .put_events()
+            .set_entries(Some(request))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let why = format!("PutEvents to {}: {}", self.bus, describe(&e));
+                return entries.iter().map(|_| Err(why.clone())).collect();
+            }
+        };
+        let answered = out.entries.unwrap_or_default();
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, _)| match answered.get(i) {
+                Some(a) if a.error_code.is_none() && a.event_id.is_some() => Ok(()),
+                Some(a) => Err(format!(
+                    "PutEvents entry refused: {}: {}",
+                    a.error_code.as_deref().unwrap_or("no event id"),
+                    a.error_message.as_deref().unwrap_or("")
+                )),
+                None => Err("PutEvents answered fewer entries than sent".to_owned()),
+            })
+            .collect()
+    }
+}

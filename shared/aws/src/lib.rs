@@ -9,6 +9,7 @@ pub mod http;
 pub mod invoke;
 pub mod ledger;
 pub mod logging;
+pub mod outbox;
 pub mod parking;
 pub mod switch;
 pub mod timers;

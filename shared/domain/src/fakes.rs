@@ -207,3 +207,180 @@ impl Target for ScriptedTarget {
         self.next()
     }
 }
+
+// ---- Pipeline B ----
+
+use crate::outbox::{Claimed, NewRecord, OutboxStatus, Settle};
+
+/// The business table and the outbox in memory; `fail_next` fails that many stores.
+#[derive(Default)]
+pub struct MemApplications {
+    pub stored: Mutex<HashMap<String, (Value, NewRecord)>>,
+    pub fail_next: Mutex<u32>,
+}
+
+impl ApplicationStore for MemApplications {
+    async fn store(
+        &self,
+        id: &str,
+        application: &Value,
+        _message_id: &str,
+        record: &NewRecord,
+    ) -> PortResult<Stored> {
+        {
+            let mut f = lock(&self.fail_next);
+            if *f > 0 {
+                *f -= 1;
+                return Err(PortError::new("TransactWriteItems", "injected failure"));
+            }
+        }
+        let mut m = lock(&self.stored);
+        if m.contains_key(id) {
+            return Ok(Stored::AlreadyExists);
+        }
+        m.insert(id.to_owned(), (application.clone(), record.clone()));
+        Ok(Stored::New)
+    }
+}
+
+/// One outbox record in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemRecord {
+    pub record: NewRecord,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    /// `Some` only while pending (the sparse index).
+    pub due_at_ms: Option<u64>,
+    pub claim: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Default)]
+pub struct MemOutbox(pub Mutex<HashMap<String, MemRecord>>);
+
+impl MemOutbox {
+    pub fn insert(&self, record: NewRecord) {
+        let due = record.created_at_ms;
+        lock(&self.0).insert(
+            record.id.clone(),
+            MemRecord {
+                record,
+                status: OutboxStatus::ToBeProcessed,
+                attempts: 0,
+                due_at_ms: Some(due),
+                claim: None,
+                last_error: None,
+            },
+        );
+    }
+    pub fn get(&self, id: &str) -> Option<MemRecord> {
+        lock(&self.0).get(id).cloned()
+    }
+}
+
+impl OutboxStore for MemOutbox {
+    async fn due(&self, shard: u32, now_ms: u64, limit: usize) -> PortResult<Vec<String>> {
+        let m = lock(&self.0);
+        let mut due: Vec<(u64, String)> = m
+            .values()
+            .filter(|r| r.record.shard == shard)
+            .filter_map(|r| {
+                r.due_at_ms
+                    .filter(|d| *d <= now_ms)
+                    .map(|d| (d, r.record.id.clone()))
+            })
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+    async fn claim(
+        &self,
+        id: &str,
+        now_ms: u64,
+        lease_until_ms: u64,
+        token: &str,
+    ) -> PortResult<Option<Claimed>> {
+        let mut m = lock(&self.0);
+        let Some(r) = m.get_mut(id) else {
+            return Ok(None);
+        };
+        if !r.due_at_ms.is_some_and(|d| d <= now_ms) {
+            return Ok(None);
+        }
+        r.status = OutboxStatus::InProgress;
+        r.attempts += 1;
+        r.due_at_ms = Some(lease_until_ms);
+        r.claim = Some(token.to_owned());
+        Ok(Some(Claimed {
+            id: id.to_owned(),
+            event_id: r.record.event_id.clone(),
+            detail_type: r.record.detail_type.clone(),
+            detail: r.record.detail.clone(),
+            attempts: r.attempts,
+            token: token.to_owned(),
+            created_at_ms: r.record.created_at_ms,
+        }))
+    }
+    async fn settle(&self, c: &Claimed, how: &Settle) -> PortResult<bool> {
+        let mut m = lock(&self.0);
+        let Some(r) = m.get_mut(&c.id) else {
+            return Ok(false);
+        };
+        if r.claim.as_deref() != Some(c.token.as_str()) || r.status != OutboxStatus::InProgress {
+            return Ok(false);
+        }
+        r.claim = None;
+        match how {
+            Settle::Processed { .. } => {
+                r.status = OutboxStatus::Processed;
+                r.due_at_ms = None;
+            }
+            Settle::Retry { due_at_ms, error } => {
+                r.status = OutboxStatus::ToBeProcessed;
+                r.due_at_ms = Some(*due_at_ms);
+                r.last_error = Some(error.clone());
+            }
+            Settle::Failed { error } => {
+                r.status = OutboxStatus::Failed;
+                r.due_at_ms = None;
+                r.last_error = Some(error.clone());
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A bus in memory: records every call; fails whole calls while `down`, and any entry whose
+/// detail contains `poison`.
+#[derive(Default)]
+pub struct MemPublisher {
+    pub calls: Mutex<Vec<Vec<Outgoing>>>,
+    pub published: Mutex<Vec<Outgoing>>,
+    pub down: Mutex<bool>,
+    pub poison: Mutex<Option<String>>,
+}
+
+impl Publisher for MemPublisher {
+    async fn publish(&self, entries: &[Outgoing]) -> Vec<Result<(), String>> {
+        lock(&self.calls).push(entries.to_vec());
+        if *lock(&self.down) {
+            return entries
+                .iter()
+                .map(|_| Err("ServiceUnavailable: injected".to_owned()))
+                .collect();
+        }
+        let poison = lock(&self.poison).clone();
+        entries
+            .iter()
+            .map(|e| match &poison {
+                Some(p) if e.detail.contains(p.as_str()) => {
+                    Err("InternalFailure: injected".to_owned())
+                }
+                _ => {
+                    lock(&self.published).push(e.clone());
+                    Ok(())
+                }
+            })
+            .collect()
+    }
+}

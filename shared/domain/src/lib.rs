@@ -2,9 +2,11 @@
 //! inputs, so it is exhaustively unit- and property-tested. The functions carry out what this
 //! crate decides, through the ports in [`ports`].
 
+pub mod application;
 pub mod backoff;
 pub mod gate;
 pub mod message;
+pub mod outbox;
 pub mod outcome;
 pub mod ports;
 pub mod retry;
@@ -13,9 +15,11 @@ pub mod signal;
 #[cfg(feature = "test-util")]
 pub mod fakes;
 
+pub use application::{transform, ApplicationError, ApprovalApplication};
 pub use backoff::{Backoff, Jitter, TimerRoute};
 pub use gate::{Gate, GateState, Refused};
 pub use message::{IdentityRule, MessageError, OrderMessage};
+pub use outbox::{Claimed, NewRecord, OnClaim, OutboxStatus, RelayPolicy, Settle};
 pub use outcome::{classify, Outcome};
 pub use retry::{RetryDecision, RetryPolicy};
 pub use signal::{CloseRequest, FlowEvent, ProbeRequest, TripRequest};

@@ -107,3 +107,66 @@ pub trait Target: Send + Sync {
     /// The probe: is the API answering again? Any answer that is not transient counts as up.
     fn check(&self) -> impl Future<Output = Outcome> + Send;
 }
+
+// ---- Pipeline B: the transactional outbox ----
+
+use crate::outbox::{Claimed, NewRecord, Settle};
+
+/// What the writer's transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    New,
+    /// An application with this id exists already: nothing was written.
+    AlreadyExists,
+}
+
+/// The business table and the outbox, written together.
+pub trait ApplicationStore: Send + Sync {
+    /// One transaction: the business record `application` under `id` and `record`, only if no
+    /// application `id` exists yet.
+    fn store(
+        &self,
+        id: &str,
+        application: &Value,
+        message_id: &str,
+        record: &NewRecord,
+    ) -> impl Future<Output = PortResult<Stored>> + Send;
+}
+
+/// The outbox table as the relay sees it.
+pub trait OutboxStore: Send + Sync {
+    /// Ids of records in due-index shard `shard` whose `due_at` has come, oldest first.
+    fn due(
+        &self,
+        shard: u32,
+        now_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = PortResult<Vec<String>>> + Send;
+    /// Claims record `id` if it is due (pending and due, or its lease expired): `InProgress`,
+    /// `due_at = lease_until_ms`, attempts + 1, claim `token`. `None`: not due, or taken.
+    fn claim(
+        &self,
+        id: &str,
+        now_ms: u64,
+        lease_until_ms: u64,
+        token: &str,
+    ) -> impl Future<Output = PortResult<Option<Claimed>>> + Send;
+    /// Settles a claimed record, only while the claim is still `c.token`. `Ok(false)`: the lease
+    /// was lost (another relay reclaimed it) and nothing was written.
+    fn settle(&self, c: &Claimed, how: &Settle) -> impl Future<Output = PortResult<bool>> + Send;
+}
+
+/// One event to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub detail_type: String,
+    /// JSON text.
+    pub detail: String,
+}
+
+/// The event bus the outbox publishes to.
+pub trait Publisher: Send + Sync {
+    /// One PutEvents call; one result per entry, in order. A failed call fails every entry.
+    fn publish(&self, entries: &[Outgoing])
+        -> impl Future<Output = Vec<Result<(), String>>> + Send;
+}

@@ -1,0 +1,251 @@
+//! outbox-writer: turns a batch of lender messages into stored applications and outbox
+//! records.
+//!
+//! Per message: transform to the approval schema ([`steadfast_domain::application`]); an
+//! invalid one is parked with every reason; a valid one is written with its outbox record in
+//! one transaction that only succeeds for a new application id (a resubmission writes
+//! nothing). A message whose store or parking failed goes back to the queue (batch item
+//! failure); the rest of the batch is not affected.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use steadfast_domain::outbox::{application_detail, NewRecord, APPLICATION_RECEIVED};
+use steadfast_domain::ports::{ApplicationStore, ParkedMessage, Parking, Stored};
+use tracing::{info, warn};
+
+pub struct Config {
+    /// Recorded on parked messages. `OUTBOX_SOURCE_NAME`, default `applications`.
+    pub source: String,
+    /// Shards of the due index. `OUTBOX_SHARDS`, default 8.
+    pub shards: u32,
+}
+
+pub struct Ports<A, P> {
+    pub store: A,
+    pub parking: P,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub stored: u32,
+    pub resubmissions: u32,
+    pub parked: u32,
+    pub handed_back: u32,
+}
+
+enum Fate {
+    Stored,
+    Resubmitted,
+    Parked,
+    HandBack,
+}
+
+impl<A: ApplicationStore, P: Parking> Ports<A, P> {
+    pub async fn handle(
+        &self,
+        cfg: &Config,
+        event: SqsEvent,
+        now_ms: u64,
+    ) -> (SqsBatchResponse, Tally) {
+        let mut tally = Tally::default();
+        let mut response = SqsBatchResponse::default();
+        for m in event.records {
+            match self.one(cfg, &m, now_ms).await {
+                Fate::Stored => tally.stored += 1,
+                Fate::Resubmitted => tally.resubmissions += 1,
+                Fate::Parked => tally.parked += 1,
+                Fate::HandBack => {
+                    tally.handed_back += 1;
+                    let mut f = BatchItemFailure::default();
+                    f.item_identifier = m.message_id.clone().unwrap_or_default();
+                    response.batch_item_failures.push(f);
+                }
+            }
+        }
+        info!(
+            pipeline = "outbox",
+            stored = tally.stored,
+            resubmissions = tally.resubmissions,
+            parked = tally.parked,
+            handed_back = tally.handed_back,
+            "batch done"
+        );
+        (response, tally)
+    }
+
+    async fn one(&self, cfg: &Config, m: &SqsMessage, now_ms: u64) -> Fate {
+        let message_id = m.message_id.clone().unwrap_or_default();
+        let body = m.body.clone().unwrap_or_default();
+        let app = match steadfast_domain::transform(&body) {
+            Ok(app) => app,
+            Err(e) => {
+                let reason = e.to_string();
+                return self
+                    .park(cfg, &message_id, None, reason, body, now_ms)
+                    .await;
+            }
+        };
+        let id = app.application_id.clone();
+        let detail = application_detail(&app, now_ms);
+        let record = NewRecord::new(
+            &id,
+            APPLICATION_RECEIVED,
+            detail.to_string(),
+            now_ms,
+            cfg.shards,
+        );
+        let value = serde_json::to_value(&app).unwrap_or_default();
+        match self.store.store(&id, &value, &message_id, &record).await {
+            Ok(Stored::New) => {
+                info!(pipeline = "outbox", message_id, application_id = %id, event_id = %record.event_id, outcome = "stored");
+                Fate::Stored
+            }
+            Ok(Stored::AlreadyExists) => {
+                info!(pipeline = "outbox", message_id, application_id = %id, outcome = "resubmission", "application exists; nothing written");
+                Fate::Resubmitted
+            }
+            Err(e) => {
+                warn!(pipeline = "outbox", message_id, application_id = %id, error = %e, outcome = "handed_back");
+                Fate::HandBack
+            }
+        }
+    }
+
+    async fn park(
+        &self,
+        cfg: &Config,
+        message_id: &str,
+        identity: Option<String>,
+        reason: String,
+        body: String,
+        now_ms: u64,
+    ) -> Fate {
+        let parked = ParkedMessage {
+            source: cfg.source.clone(),
+            message_id: message_id.to_owned(),
+            identity,
+            reason: reason.clone(),
+            parked_at_ms: now_ms,
+            body,
+        };
+        match self.parking.park(&parked).await {
+            Ok(()) => {
+                warn!(pipeline = "outbox", message_id, reason = %reason, outcome = "parked");
+                Fate::Parked
+            }
+            Err(e) => {
+                warn!(pipeline = "outbox", message_id, error = %e, outcome = "handed_back", "parking failed");
+                Fate::HandBack
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use steadfast_domain::fakes::{MemApplications, MemParking};
+
+    fn app(id: &str) -> String {
+        json!({
+            "applicationId": id,
+            "submittedAt": "2026-11-28T10:15:00+01:00",
+            "applicant": {"firstName": "anna", "lastName": "de vries", "dateOfBirth": "1985-03-14", "email": "a@b.nl"},
+            "loan": {"amount": "200000", "currency": "EUR", "termMonths": 360, "purpose": "purchase"},
+            "property": {"value": "250000", "postcode": "1234AB", "country": "NL"},
+            "income": {"annual": "60000"}
+        })
+        .to_string()
+    }
+
+    fn event(bodies: &[String]) -> SqsEvent {
+        let records = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut m = SqsMessage::default();
+                m.message_id = Some(format!("m{i}"));
+                m.body = Some(b.clone());
+                m
+            })
+            .collect();
+        let mut e = SqsEvent::default();
+        e.records = records;
+        e
+    }
+
+    fn ports() -> Ports<MemApplications, MemParking> {
+        Ports {
+            store: MemApplications::default(),
+            parking: MemParking::default(),
+        }
+    }
+
+    const CFG: Config = Config {
+        source: String::new(),
+        shards: 8,
+    };
+
+    #[tokio::test]
+    async fn valid_applications_are_stored_with_their_outbox_record() {
+        let p = ports();
+        let (r, t) = p
+            .handle(&CFG, event(&[app("A-1"), app("A-2")]), 1_000)
+            .await;
+        assert!(r.batch_item_failures.is_empty());
+        assert_eq!(t.stored, 2);
+        let stored = p.store.stored.lock().unwrap();
+        let (value, record) = &stored["A-1"];
+        assert_eq!(value["applicants"][0]["familyName"], "de Vries");
+        assert_eq!(record.event_id, steadfast_domain::outbox::event_id("A-1"));
+        let detail: serde_json::Value = serde_json::from_str(&record.detail).unwrap();
+        assert_eq!(detail["eventId"], record.event_id.as_str());
+        assert_eq!(detail["application"]["loan"]["amountMinor"], 20_000_000);
+    }
+
+    #[tokio::test]
+    async fn a_resubmission_writes_nothing_new() {
+        let p = ports();
+        p.handle(&CFG, event(&[app("A-1")]), 1_000).await;
+        let (r, t) = p.handle(&CFG, event(&[app("A-1")]), 2_000).await;
+        assert!(r.batch_item_failures.is_empty());
+        assert_eq!((t.stored, t.resubmissions), (0, 1));
+        assert_eq!(p.store.stored.lock().unwrap()["A-1"].1.created_at_ms, 1_000);
+    }
+
+    #[tokio::test]
+    async fn invalid_messages_are_parked_with_reasons_and_the_rest_is_stored() {
+        let p = ports();
+        let mut bad = serde_json::from_str::<serde_json::Value>(&app("A-3")).unwrap();
+        bad["loan"]["currency"] = json!("XBT");
+        let (r, t) = p
+            .handle(
+                &CFG,
+                event(&["{oops".into(), bad.to_string(), app("A-4")]),
+                1_000,
+            )
+            .await;
+        assert!(r.batch_item_failures.is_empty());
+        assert_eq!((t.stored, t.parked), (1, 2));
+        let parked = p.parking.0.lock().unwrap();
+        assert!(parked[0].reason.starts_with("not JSON"));
+        assert!(
+            parked[1].reason.contains("/loan/currency"),
+            "{}",
+            parked[1].reason
+        );
+        assert_eq!(parked[1].body, bad.to_string());
+    }
+
+    #[tokio::test]
+    async fn a_failed_store_hands_only_that_message_back() {
+        let p = ports();
+        *p.store.fail_next.lock().unwrap() = 1;
+        let (r, t) = p
+            .handle(&CFG, event(&[app("A-5"), app("A-6")]), 1_000)
+            .await;
+        assert_eq!(r.batch_item_failures.len(), 1);
+        assert_eq!(r.batch_item_failures[0].item_identifier, "m0");
+        assert_eq!((t.stored, t.handed_back), (1, 1));
+    }
+}

@@ -1,0 +1,55 @@
+//! outbox-writer: wiring only. Configuration (read once, failing with the variable's name),
+//! adapters, and the Lambda runtime loop. The logic is in `lib.rs`.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use outbox_writer::{Config, Ports};
+use steadfast_aws::{outbox::DynamoApplications, parking::SqsParking, Clients, ConfigError, Env};
+
+fn config(env: &Env) -> Result<Config, ConfigError> {
+    let shards: u32 = env.parsed("OUTBOX_SHARDS", 8, "a whole number from 1 to 100")?;
+    if !(1..=100).contains(&shards) {
+        return Err(env.invalid(
+            "OUTBOX_SHARDS",
+            &shards.to_string(),
+            "a whole number from 1 to 100",
+        ));
+    }
+    Ok(Config {
+        source: env
+            .optional("OUTBOX_SOURCE_NAME")
+            .unwrap_or_else(|| "applications".into()),
+        shards,
+    })
+}
+
+async fn ports(env: &Env) -> Result<Ports<DynamoApplications, SqsParking>, ConfigError> {
+    let clients = Clients::load(env).await;
+    Ok(Ports {
+        store: DynamoApplications {
+            client: clients.dynamodb.clone(),
+            applications_table: env.required("APPLICATIONS_TABLE")?,
+            outbox_table: env.required("OUTBOX_TABLE")?,
+        },
+        parking: SqsParking {
+            client: clients.sqs.clone(),
+            queue_url: env.required("PARKING_QUEUE_URL")?,
+        },
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    steadfast_aws::logging::init();
+    let env = Env::process();
+    let cfg = config(&env)?;
+    let ports = ports(&env).await?;
+    let (cfg, ports) = (&cfg, &ports);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let (response, _tally) = ports
+            .handle(cfg, event.payload, steadfast_aws::now_ms())
+            .await;
+        Ok::<SqsBatchResponse, Error>(response)
+    }))
+    .await
+}
