@@ -24,9 +24,23 @@ PIDFILE="$RUN/$EMULATOR.pid"
 
 stop_pid_tree() {
   local pid=$1
-  # LocalStack's DynamoDB Local (java) outlives its parent: end the children first, by pid.
+  # LocalStack's DynamoDB Local (java) and kinesis-local (node) outlive their parent: end the
+  # children first, by pid.
   for child in $(pgrep -P "$pid" 2>/dev/null || true); do stop_pid_tree "$child"; done
   kill "$pid" 2>/dev/null || true
+}
+
+# Ends a process tree and waits for it; one that ignores TERM for 15 s gets KILL.
+stop_and_wait() {
+  local pid=$1
+  stop_pid_tree "$pid"
+  for _ in $(seq 1 30); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  echo "==> $EMULATOR (pid $pid) did not stop on TERM; sending KILL" >&2
+  for child in $(pgrep -P "$pid" 2>/dev/null || true); do kill -KILL "$child" 2>/dev/null || true; done
+  kill -KILL "$pid" 2>/dev/null || true
 }
 
 case "${1:-}" in
@@ -49,7 +63,7 @@ case "${1:-}" in
       # exec, so the recorded pid is LocalStack's own.
       ( cd "$ROOT" && exec env OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$ROOT" \
           GATEWAY_SERVER=hypercorn GATEWAY_LISTEN=127.0.0.1:4566 LOCALSTACK_HOST=127.0.0.1:4566 \
-          SQS_ENDPOINT_STRATEGY=path DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
+          SQS_ENDPOINT_STRATEGY=path DYNAMODB_IN_MEMORY=1 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
           JAVA_TOOL_OPTIONS="-Djava.io.tmpdir=$ROOT/tmp" TMPDIR="$ROOT/tmp" \
           "$T/localstack-venv/bin/python" "$PROJ/infra/local/localstack_launcher.py" ) >"$RUN/localstack.log" 2>&1 &
       echo $! >"$PIDFILE"
@@ -64,7 +78,7 @@ case "${1:-}" in
     echo "$EMULATOR did not answer at $HEALTH within 60 s; log: .tools/run/$EMULATOR.log" >&2; exit 1 ;;
   stop)
     if [ -f "$PIDFILE" ]; then
-      stop_pid_tree "$(cat "$PIDFILE")"
+      stop_and_wait "$(cat "$PIDFILE")"
       rm -f "$PIDFILE"
       echo "==> $EMULATOR stopped" >&2
     fi ;;

@@ -7,6 +7,10 @@ outbox and inbox claims rely on that. This wrapper serialises DynamoDB requests 
 them: SQS long polls and the other services stay concurrent), so conditional writes behave
 as they do in AWS.
 
+It also stops moto from invoking functions itself for DynamoDB stream mappings (it cannot run
+them without Docker, and it drops the stream's records after trying): the local plumbing reads
+the stream and invokes the real binaries, as for SQS.
+
 Usage: python moto_launcher.py HOST PORT
 """
 
@@ -14,6 +18,8 @@ import sys
 import threading
 
 from werkzeug.serving import run_simple
+
+from moto.awslambda import models as lambda_models
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -34,6 +40,13 @@ class SerialDynamoDB:
         with self.lock:
             # The whole answer is produced under the lock, not only the first byte.
             return list(self.app(environ, start_response))
+
+
+def _no_stream_invocation(self, function_arn, items, source):
+    return None
+
+
+lambda_models.LambdaBackend.send_dynamodb_items = _no_stream_invocation
 
 
 def main():

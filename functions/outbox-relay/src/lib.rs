@@ -10,12 +10,13 @@
 //! back to `ToBeProcessed` with a backoff, or `Failed` with an alert once attempts run out.
 //! Settling is conditional on the claim token, so a relay that lost its lease writes nothing.
 
+use futures::future::join_all;
 use serde::Serialize;
 use serde_json::Value;
 use steadfast_domain::outbox::{
     batches, failed_detail, Claimed, OnClaim, RelayPolicy, Settle, RECORD_FAILED,
 };
-use steadfast_domain::ports::{OutboxStore, Outgoing, Publisher};
+use steadfast_domain::ports::{OutboxStore, Outgoing, PortError, Publisher};
 use tracing::{error, info, warn};
 
 pub struct Config {
@@ -91,13 +92,15 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
                     .await;
             }
             Trigger::Sweep => {
+                // Due as of the start: a record put back during this run waits for the next.
+                let started = now();
                 let page = 100usize.min(cfg.sweep_limit.max(1));
                 'shards: for shard in 0..cfg.shards {
                     loop {
                         if tally.claimed as usize >= cfg.sweep_limit {
                             break 'shards;
                         }
-                        let ids = match self.outbox.due(shard, now(), page).await {
+                        let ids = match self.outbox.due(shard, started, page).await {
                             Ok(ids) => ids,
                             Err(e) => {
                                 error!(pipeline = "outbox", shard, error = %e, "due query failed");
@@ -133,6 +136,8 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
         tally
     }
 
+    /// Claims `ids` (concurrently), publishes what it holds in PutEvents calls of at most ten
+    /// entries (concurrently), and settles each record by its own entry's result.
     async fn claim_and_publish(
         &self,
         cfg: &Config,
@@ -141,27 +146,32 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
         token: &str,
         tally: &mut Tally,
     ) {
-        let mut held: Vec<Claimed> = Vec::new();
-        for id in ids {
+        let claims = join_all(ids.iter().map(|id| async move {
             let t = now();
-            match self
-                .outbox
-                .claim(id, t, cfg.policy.lease_until(t), token)
-                .await
-            {
+            (
+                id,
+                self.outbox
+                    .claim(id, t, cfg.policy.lease_until(t), token)
+                    .await,
+            )
+        }))
+        .await;
+        let mut held: Vec<Claimed> = Vec::new();
+        let mut give_up: Vec<(Claimed, Settle)> = Vec::new();
+        for (id, claim) in claims {
+            match claim {
                 Ok(Some(c)) => {
                     tally.claimed += 1;
                     match cfg.policy.on_claim(&c) {
                         OnClaim::Publish => held.push(c),
                         OnClaim::GiveUp { reason } => {
-                            self.settle(cfg, &c, Settle::Failed { error: reason }, tally)
-                                .await;
+                            give_up.push((c, Settle::Failed { error: reason }))
                         }
                     }
                 }
                 Ok(None) => tally.skipped += 1,
                 Err(e) => {
-                    warn!(pipeline = "outbox", id, error = %e, "claim failed; the sweep retries");
+                    warn!(pipeline = "outbox", id = %id, error = %e, "claim failed; the sweep retries");
                     tally.errors += 1;
                 }
             }
@@ -170,61 +180,96 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
             .iter()
             .map(|c| c.detail.len() + c.detail_type.len() + 64)
             .collect();
-        for range in batches(&sizes) {
+        let published = join_all(batches(&sizes).into_iter().map(|range| {
             let chunk = &held[range];
-            let entries: Vec<Outgoing> = chunk
-                .iter()
-                .map(|c| Outgoing {
-                    detail_type: c.detail_type.clone(),
-                    detail: c.detail.clone(),
-                })
-                .collect();
-            let results = self.bus.publish(&entries).await;
-            for (c, result) in chunk.iter().zip(results) {
-                let how = cfg.policy.settle(c, result, now(), rand::random::<f64>());
-                self.settle(cfg, c, how, tally).await;
+            async move {
+                let entries: Vec<Outgoing> = chunk
+                    .iter()
+                    .map(|c| Outgoing {
+                        detail_type: c.detail_type.clone(),
+                        detail: c.detail.clone(),
+                    })
+                    .collect();
+                let results = self.bus.publish(&entries).await;
+                chunk
+                    .iter()
+                    .zip(results)
+                    .map(|(c, r)| (c, r))
+                    .collect::<Vec<_>>()
+            }
+        }))
+        .await;
+        let mut settles: Vec<(Claimed, Settle)> = give_up;
+        for (c, result) in published.into_iter().flatten() {
+            let how = cfg.policy.settle(c, result, now(), rand::random::<f64>());
+            settles.push((c.clone(), how));
+        }
+        let done = join_all(settles.into_iter().map(|(c, how)| async move {
+            let r = self.outbox.settle(&c, &how).await;
+            (c, how, r)
+        }))
+        .await;
+        let mut alerts = Vec::new();
+        for (c, how, r) in done {
+            if let Some(alert) = self.count_settle(&c, &how, r, tally) {
+                alerts.push((c, alert));
+            }
+        }
+        for (c, alert) in alerts {
+            match self.bus.publish(std::slice::from_ref(&alert)).await.pop() {
+                Some(Ok(())) => tally.alerts += 1,
+                other => {
+                    error!(pipeline = "outbox", id = %c.id, error = ?other, "the alert for a failed record could not be published");
+                    tally.errors += 1;
+                }
             }
         }
     }
 
-    async fn settle(&self, _cfg: &Config, c: &Claimed, how: Settle, tally: &mut Tally) {
-        match self.outbox.settle(c, &how).await {
+    /// Counts and logs one settle; returns the alert to send when the record ended `Failed`.
+    fn count_settle(
+        &self,
+        c: &Claimed,
+        how: &Settle,
+        written: Result<bool, PortError>,
+        tally: &mut Tally,
+    ) -> Option<Outgoing> {
+        match written {
             Ok(true) => {}
             Ok(false) => {
                 warn!(pipeline = "outbox", id = %c.id, event_id = %c.event_id, "lease lost before settling; another relay owns the record");
                 tally.lost_leases += 1;
-                return;
+                return None;
             }
             Err(e) => {
                 // The claim stays until its lease expires; then the record is due again.
                 error!(pipeline = "outbox", id = %c.id, error = %e, "settle failed; the record is retried after its lease");
                 tally.errors += 1;
-                return;
+                return None;
             }
         }
-        match &how {
-            Settle::Processed { .. } => {
+        match how {
+            Settle::Processed {
+                published_at_ms, ..
+            } => {
                 tally.published += 1;
-                info!(pipeline = "outbox", id = %c.id, event_id = %c.event_id, attempts = c.attempts, outcome = "published");
+                // Relay lag: written → published.
+                let lag_ms = published_at_ms.saturating_sub(c.created_at_ms);
+                info!(pipeline = "outbox", id = %c.id, event_id = %c.event_id, attempts = c.attempts, lag_ms, outcome = "published");
+                None
             }
             Settle::Retry { due_at_ms, error } => {
                 tally.retried += 1;
                 warn!(pipeline = "outbox", id = %c.id, due_at_ms, error = %error, outcome = "retry");
+                None
             }
             Settle::Failed { error } => {
                 tally.failed += 1;
                 error!(pipeline = "outbox", id = %c.id, event_id = %c.event_id, error = %error, outcome = "failed");
-                let alert = Outgoing {
+                Some(Outgoing {
                     detail_type: RECORD_FAILED.to_owned(),
                     detail: failed_detail(c, error).to_string(),
-                };
-                match self.bus.publish(std::slice::from_ref(&alert)).await.pop() {
-                    Some(Ok(())) => tally.alerts += 1,
-                    other => {
-                        error!(pipeline = "outbox", id = %c.id, error = ?other, "the alert for a failed record could not be published");
-                        tally.errors += 1;
-                    }
-                }
+                })
             }
         }
     }

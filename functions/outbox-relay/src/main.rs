@@ -52,7 +52,7 @@ async fn main() -> Result<(), Error> {
             table: env.required("OUTBOX_TABLE")?,
         },
         bus: EventBridgePublisher {
-            client: clients.events.clone(),
+            client: clients.events_quick_retry(),
             bus: env.required("EVENT_BUS_NAME")?,
             source: env
                 .optional("OUTBOX_EVENT_SOURCE")

@@ -8,6 +8,7 @@
 //! failure); the rest of the batch is not affected.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::future::join_all;
 use steadfast_domain::outbox::{application_detail, NewRecord, APPLICATION_RECEIVED};
 use steadfast_domain::ports::{ApplicationStore, ParkedMessage, Parking, Stored};
 use tracing::{info, warn};
@@ -40,16 +41,19 @@ enum Fate {
 }
 
 impl<A: ApplicationStore, P: Parking> Ports<A, P> {
+    /// Handles one batch; its messages are independent, so they are handled concurrently.
+    /// `now` reads the clock (each record is stamped when it is written).
     pub async fn handle(
         &self,
         cfg: &Config,
         event: SqsEvent,
-        now_ms: u64,
+        now: impl Fn() -> u64,
     ) -> (SqsBatchResponse, Tally) {
         let mut tally = Tally::default();
         let mut response = SqsBatchResponse::default();
-        for m in event.records {
-            match self.one(cfg, &m, now_ms).await {
+        let fates = join_all(event.records.iter().map(|m| self.one(cfg, m, now()))).await;
+        for (m, fate) in event.records.iter().zip(fates) {
+            match fate {
                 Fate::Stored => tally.stored += 1,
                 Fate::Resubmitted => tally.resubmissions += 1,
                 Fate::Parked => tally.parked += 1,
@@ -190,7 +194,7 @@ mod tests {
     async fn valid_applications_are_stored_with_their_outbox_record() {
         let p = ports();
         let (r, t) = p
-            .handle(&CFG, event(&[app("A-1"), app("A-2")]), 1_000)
+            .handle(&CFG, event(&[app("A-1"), app("A-2")]), || 1_000)
             .await;
         assert!(r.batch_item_failures.is_empty());
         assert_eq!(t.stored, 2);
@@ -206,8 +210,8 @@ mod tests {
     #[tokio::test]
     async fn a_resubmission_writes_nothing_new() {
         let p = ports();
-        p.handle(&CFG, event(&[app("A-1")]), 1_000).await;
-        let (r, t) = p.handle(&CFG, event(&[app("A-1")]), 2_000).await;
+        p.handle(&CFG, event(&[app("A-1")]), || 1_000).await;
+        let (r, t) = p.handle(&CFG, event(&[app("A-1")]), || 2_000).await;
         assert!(r.batch_item_failures.is_empty());
         assert_eq!((t.stored, t.resubmissions), (0, 1));
         assert_eq!(p.store.stored.lock().unwrap()["A-1"].1.created_at_ms, 1_000);
@@ -222,7 +226,7 @@ mod tests {
             .handle(
                 &CFG,
                 event(&["{oops".into(), bad.to_string(), app("A-4")]),
-                1_000,
+                || 1_000,
             )
             .await;
         assert!(r.batch_item_failures.is_empty());
@@ -242,7 +246,7 @@ mod tests {
         let p = ports();
         *p.store.fail_next.lock().unwrap() = 1;
         let (r, t) = p
-            .handle(&CFG, event(&[app("A-5"), app("A-6")]), 1_000)
+            .handle(&CFG, event(&[app("A-5"), app("A-6")]), || 1_000)
             .await;
         assert_eq!(r.batch_item_failures.len(), 1);
         assert_eq!(r.batch_item_failures[0].item_identifier, "m0");

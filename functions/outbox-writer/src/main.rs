@@ -47,7 +47,7 @@ async fn main() -> Result<(), Error> {
     let (cfg, ports) = (&cfg, &ports);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let (response, _tally) = ports
-            .handle(cfg, event.payload, steadfast_aws::now_ms())
+            .handle(cfg, event.payload, steadfast_aws::now_ms)
             .await;
         Ok::<SqsBatchResponse, Error>(response)
     }))

@@ -17,6 +17,8 @@ pub struct Clients {
     /// `LAMBDA_INVOKE_ENDPOINT_URL` points it at the Runtime API server that runs the real
     /// binaries, with SDK retries off (an error there must not re-run a function).
     pub invoke: aws_sdk_lambda::Client,
+    /// The loaded configuration, for clients that need settings of their own.
+    pub shared: aws_config::SdkConfig,
 }
 
 impl Clients {
@@ -39,6 +41,7 @@ impl Clients {
             scheduler: aws_sdk_scheduler::Client::new(&shared),
             lambda: aws_sdk_lambda::Client::new(&shared),
             invoke,
+            shared,
         }
     }
 }
@@ -59,6 +62,19 @@ impl Clients {
             client: self.dynamodb.clone(),
             table: env.required("GATE_TABLE")?,
         })
+    }
+
+    /// An EventBridge client that tries each call at most twice, quickly: for callers that
+    /// have their own retry schedule (the outbox relay), so a sick bus does not hold a lease.
+    pub fn events_quick_retry(&self) -> aws_sdk_eventbridge::Client {
+        let conf = aws_sdk_eventbridge::config::Builder::from(&self.shared)
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(2)
+                    .with_initial_backoff(std::time::Duration::from_millis(100)),
+            )
+            .build();
+        aws_sdk_eventbridge::Client::from_conf(conf)
     }
 
     /// `EVENT_BUS_NAME`.

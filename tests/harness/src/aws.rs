@@ -28,6 +28,7 @@ pub struct Emulator {
     pub scheduler: aws_sdk_scheduler::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
 }
 
 impl Emulator {
@@ -47,6 +48,7 @@ impl Emulator {
             scheduler: aws_sdk_scheduler::Client::new(&conf),
             lambda: aws_sdk_lambda::Client::new(&conf),
             iam: aws_sdk_iam::Client::new(&conf),
+            streams: aws_sdk_dynamodbstreams::Client::new(&conf),
         }
     }
 
@@ -79,6 +81,16 @@ impl Emulator {
     /// Receives and deletes every message on a queue until a receive comes back empty
     /// (each receive waits up to `wait_s` seconds); returns the bodies, oldest first.
     pub async fn drain(&self, url: &str, wait_s: i32) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .drain_timed(url, wait_s)
+            .await?
+            .into_iter()
+            .map(|(b, _)| b)
+            .collect())
+    }
+
+    /// As [`Emulator::drain`], with each message's `SentTimestamp` (ms): when it reached the queue.
+    pub async fn drain_timed(&self, url: &str, wait_s: i32) -> anyhow::Result<Vec<(String, u64)>> {
         let mut bodies = Vec::new();
         loop {
             let out = self
@@ -87,6 +99,9 @@ impl Emulator {
                 .queue_url(url)
                 .max_number_of_messages(10)
                 .wait_time_seconds(wait_s)
+                .message_system_attribute_names(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+                )
                 .send()
                 .await
                 .map_err(|e| anyhow::anyhow!("ReceiveMessage {url}: {}", describe(&e)))?;
@@ -94,17 +109,34 @@ impl Emulator {
             if msgs.is_empty() {
                 return Ok(bodies);
             }
-            for m in msgs {
-                bodies.push(m.body.unwrap_or_default());
+            let mut done = Vec::new();
+            for (i, m) in msgs.into_iter().enumerate() {
+                let sent = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
+                    })
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                bodies.push((m.body.unwrap_or_default(), sent));
                 if let Some(h) = m.receipt_handle {
-                    let _ = self
-                        .sqs
-                        .delete_message()
-                        .queue_url(url)
-                        .receipt_handle(h)
-                        .send()
-                        .await;
+                    done.push(
+                        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(h)
+                            .build()?,
+                    );
                 }
+            }
+            if !done.is_empty() {
+                self.sqs
+                    .delete_message_batch()
+                    .queue_url(url)
+                    .set_entries(Some(done))
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("DeleteMessageBatch {url}: {}", describe(&e)))?;
             }
         }
     }

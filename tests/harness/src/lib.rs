@@ -6,11 +6,14 @@
 //! - [`watch`] runs the functions' real binaries behind `cargo lambda watch`;
 //! - [`plumbing`] polls the queues of every event source mapping that is Enabled in the
 //!   emulator, invokes the mapped function with a real SQS event and deletes what it did not
-//!   report as failed; and fires due Scheduler schedules;
+//!   report as failed; fires due Scheduler schedules; feeds DynamoDB stream records to their
+//!   mapped functions; runs rate schedules (compressible);
 //! - [`portal`] is the fake target API with fault modes, recording every request;
+//! - [`busproxy`] injects event-bus faults between the functions and the emulator;
 //! - [`local`] puts them together.
 
 pub mod aws;
+pub mod busproxy;
 pub mod demo;
 pub mod local;
 pub mod plumbing;

@@ -13,6 +13,7 @@ use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use serde_json::Value;
 
 use crate::aws::{describe, local_aws_env, Emulator};
+use crate::busproxy::BusProxy;
 use crate::plumbing::Plumbing;
 use crate::portal::Portal;
 use crate::stack::{provision, Stack};
@@ -26,6 +27,8 @@ pub struct Options {
     pub parameters: HashMap<String, String>,
     /// Instances per function behind `cargo lambda watch`.
     pub concurrency: u32,
+    /// Run `rate(...)` schedules at this period instead (time compression). Default 2 s.
+    pub rate_every: Option<Duration>,
 }
 
 impl Default for Options {
@@ -34,6 +37,7 @@ impl Default for Options {
             prefix: "sf".into(),
             parameters: HashMap::new(),
             concurrency: 4,
+            rate_every: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -53,7 +57,22 @@ pub struct Local {
     pub watch: Watch,
     pub plumbing: Option<Plumbing>,
     pub observer_url: String,
+    /// The fault-injecting proxy every function reaches EventBridge through.
+    pub bus: BusProxy,
     events: Mutex<Vec<Observed>>,
+    approvals: Mutex<Vec<Approval>>,
+}
+
+/// An application event as the approval queue (the consumer) received it.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub event_id: String,
+    pub application_id: String,
+    /// When the outbox record was written (the event's `recordedAt`), ms.
+    pub recorded_ms: u64,
+    /// When the event reached the consumer queue (`SentTimestamp`), ms.
+    pub arrived_ms: u64,
+    pub detail: Value,
 }
 
 fn unique(prefix: &str) -> String {
@@ -74,6 +93,10 @@ impl Local {
             ("OrdersVisibilityTimeout".into(), "5".into()),
             ("BackoffBaseSeconds".into(), "1".into()),
             ("BackoffCapSeconds".into(), "8".into()),
+            ("OutboxLeaseSeconds".into(), "10".into()),
+            ("OutboxRetryBaseSeconds".into(), "1".into()),
+            ("OutboxRetryCapSeconds".into(), "4".into()),
+            ("OutboxMaxAttempts".into(), "10".into()),
         ]);
         params.extend(opts.parameters);
         let template = Template::load(&crate::workspace_root().join("infra/template.yaml"))?;
@@ -104,9 +127,12 @@ impl Local {
             .await
             .map_err(|e| anyhow!("PutTargets: {}", describe(&e)))?;
 
+        let bus_proxy = BusProxy::start(&endpoint).await?;
         let port = free_port()?;
         let mut env: BTreeMap<String, String> = stack.merged_env()?;
         env.extend(local_aws_env(&endpoint));
+        // EventBridge only, through the fault-injecting proxy (the SDK's per-service endpoint).
+        env.insert("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), bus_proxy.url.clone());
         for (k, v) in [
             (
                 "LAMBDA_INVOKE_ENDPOINT_URL",
@@ -141,7 +167,7 @@ impl Local {
             .max()
             .unwrap_or(30);
         let watch = Watch::start(port, &env, &name, opts.concurrency, timeout_s)?;
-        let plumbing = Plumbing::start(&emu, &stack, &watch.endpoint);
+        let plumbing = Plumbing::start(&emu, &stack, &watch.endpoint, opts.rate_every);
         Ok(Local {
             emu,
             stack,
@@ -149,7 +175,9 @@ impl Local {
             watch,
             plumbing: Some(plumbing),
             observer_url,
+            bus: bus_proxy,
             events: Mutex::new(vec![]),
+            approvals: Mutex::new(vec![]),
         })
     }
 
@@ -158,7 +186,60 @@ impl Local {
             p.stop().await;
         }
         self.portal.stop();
+        self.bus.stop();
         // Watch stops when dropped.
+    }
+
+    /// Invokes a function's binary directly (as a schedule or an operator would), returns its answer.
+    pub async fn invoke(&self, binary: &str, event: &Value) -> Result<Value> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()?;
+        let url = format!(
+            "{}/2015-03-31/functions/{binary}/invocations",
+            self.watch.endpoint
+        );
+        crate::plumbing::invoke_json(&http, &url, Duration::from_secs(120), event)
+            .await
+            .map_err(|e| anyhow!("invoke {binary}: {e}"))
+    }
+
+    /// Turns a function's stream mapping on or off in the emulator (the plumbing follows).
+    pub async fn set_stream_enabled(&self, binary: &str, enabled: bool) -> Result<()> {
+        let m = self
+            .stack
+            .streams
+            .iter()
+            .find(|m| m.function.binary == binary)
+            .ok_or_else(|| anyhow!("no stream mapping for {binary}"))?;
+        self.emu
+            .lambda
+            .update_event_source_mapping()
+            .uuid(&m.uuid)
+            .enabled(enabled)
+            .send()
+            .await
+            .map_err(|e| anyhow!("UpdateEventSourceMapping: {}", describe(&e)))?;
+        let want = if enabled { "Enabled" } else { "Disabled" };
+        self.wait_for(
+            &format!("stream mapping {want}"),
+            Duration::from_secs(30),
+            || async {
+                let s = self
+                    .emu
+                    .lambda
+                    .get_event_source_mapping()
+                    .uuid(&m.uuid)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("GetEventSourceMapping: {}", describe(&e)))?;
+                Ok(s.state.as_deref() == Some(want))
+            },
+        )
+        .await?;
+        // The plumbing reads the state every 500 ms.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        Ok(())
     }
 
     pub fn plumbing(&self) -> &Plumbing {
@@ -171,7 +252,12 @@ impl Local {
 
     /// Sends order bodies to the orders queue, ten per call.
     pub async fn send(&self, bodies: &[Value]) -> Result<()> {
-        let url = self.queue_url("OrdersQueue")?;
+        self.send_to("OrdersQueue", bodies).await
+    }
+
+    /// Sends message bodies to a queue of the stack, ten per call.
+    pub async fn send_to(&self, logical: &str, bodies: &[Value]) -> Result<()> {
+        let url = self.queue_url(logical)?;
         for chunk in bodies.chunks(10) {
             let entries: Vec<SendMessageBatchRequestEntry> = chunk
                 .iter()
@@ -193,7 +279,10 @@ impl Local {
                 .await
                 .map_err(|e| anyhow!("SendMessageBatch: {}", describe(&e)))?;
             if !out.failed.is_empty() {
-                bail!("{} orders were not accepted by the queue", out.failed.len());
+                bail!(
+                    "{} messages were not accepted by {logical}",
+                    out.failed.len()
+                );
             }
         }
         Ok(())
@@ -300,6 +389,62 @@ impl Local {
             .count())
     }
 
+    /// Drains the approval queue (the consumer subscribed to the bus through the template's
+    /// rule) and returns every application event received so far, in arrival order.
+    pub async fn approvals(&self) -> Result<Vec<Approval>> {
+        let url = self.queue_url("ApprovalQueue")?;
+        let got = self.emu.drain_timed(&url, 0).await?;
+        let mut all = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
+        for (body, sent) in got {
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let mut detail = v.get("detail").cloned().unwrap_or(Value::Null);
+            if let Value::String(s) = &detail {
+                detail = serde_json::from_str(s).unwrap_or(Value::Null);
+            }
+            let text = |k: &str| detail[k].as_str().unwrap_or_default().to_owned();
+            all.push(Approval {
+                event_id: text("eventId"),
+                application_id: text("applicationId"),
+                recorded_ms: steadfast_domain::outbox::parse_iso_ms(&text("recordedAt"))
+                    .unwrap_or(0),
+                arrived_ms: sent,
+                detail,
+            });
+        }
+        all.sort_by_key(|a| a.arrived_ms);
+        Ok(all.clone())
+    }
+
+    /// Outbox records per status (a consistent scan of the outbox table).
+    pub async fn outbox_statuses(&self) -> Result<BTreeMap<String, u64>> {
+        let table = self.stack.reference("OutboxTable")?.to_owned();
+        let mut out = BTreeMap::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .emu
+                .dynamodb
+                .scan()
+                .table_name(&table)
+                .consistent_read(true)
+                .projection_expression("#s")
+                .expression_attribute_names("#s", "status")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| anyhow!("Scan {table}: {}", describe(&e)))?;
+            for item in page.items() {
+                if let Some(AttributeValue::S(s)) = item.get("status") {
+                    *out.entry(s.clone()).or_insert(0) += 1;
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Reads (and removes) every message on the parking queue.
     pub async fn take_parked(&self) -> Result<Vec<Value>> {
         let url = self.queue_url("ParkingQueue")?;
@@ -353,5 +498,23 @@ pub fn order(id: &str) -> Value {
         "sku": format!("SKU-{}", id.len()),
         "quantity": 1 + (id.len() % 5),
         "messageId": format!("{:016x}", rand::random::<u64>()),
+    })
+}
+
+/// A valid lender application with id `id` (see `shared/domain/src/application.rs`).
+pub fn application(id: &str) -> Value {
+    let n = id
+        .bytes()
+        .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
+    serde_json::json!({
+        "applicationId": id,
+        "submittedAt": "2026-11-28T10:15:00+01:00",
+        "applicant": {"firstName": "anna", "lastName": "VAN DER berg",
+                      "dateOfBirth": "1985-03-14", "email": "Anna@Example.com"},
+        "loan": {"amount": format!("{}.{:02}", 150_000 + n % 300_000, n % 100), "currency": "EUR",
+                 "termMonths": 360, "purpose": "purchase"},
+        "property": {"value": 500_000, "postcode": "1234 ab", "country": "nl"},
+        "income": {"annual": "72000"},
+        "lenderMeta": {"messageId": format!("{:016x}", rand::random::<u64>())}
     })
 }

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{anyhow, Context as _, Result};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
 use aws_sdk_lambda::types::FunctionResponseType;
@@ -39,12 +40,50 @@ pub struct Mapping {
     pub batch_size: i32,
 }
 
+/// A DynamoDB stream mapping of the stack.
+#[derive(Debug, Clone)]
+pub struct StreamMapping {
+    pub uuid: String,
+    pub function: Function,
+    pub stream_arn: String,
+    pub batch_size: i32,
+    /// `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: String,
+    /// The mapping's filter patterns (EventBridge pattern syntax), if any.
+    pub filters: Vec<serde_json::Value>,
+}
+
+/// A schedule that invokes a function at a fixed rate (`ScheduleV2` / `Schedule` events).
+#[derive(Debug, Clone)]
+pub struct RateSchedule {
+    pub function: Function,
+    /// As written in the template, e.g. `rate(1 minute)`.
+    pub expression: String,
+    pub every: std::time::Duration,
+}
+
+/// `rate(N unit)` as a duration.
+pub fn parse_rate(expr: &str) -> Option<std::time::Duration> {
+    let inner = expr.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit.trim().trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(n * secs))
+}
+
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub name: String,
     pub ctx: Context,
     pub functions: Vec<Function>,
     pub mappings: Vec<Mapping>,
+    pub streams: Vec<StreamMapping>,
+    pub schedules: Vec<RateSchedule>,
     /// Queue URL by ARN.
     pub queue_urls: HashMap<String, String>,
 }
@@ -127,6 +166,7 @@ pub async fn provision(
             Physical {
                 reference: url,
                 arn,
+                ..Default::default()
             },
         );
     }
@@ -136,29 +176,53 @@ pub async fn provision(
         let n = string_prop(res, "TableName", &ctx, template)?
             .unwrap_or_else(|| format!("{name}-{logical}"));
         let arn = format!("arn:aws:dynamodb:us-east-1:{acct}:table/{n}");
-        ctx.resources
-            .insert(logical, Physical { reference: n, arn });
+        ctx.resources.insert(
+            logical,
+            Physical {
+                reference: n,
+                arn,
+                ..Default::default()
+            },
+        );
     }
     for (logical, res) in template.resources_of("AWS::Events::EventBus") {
         let n = string_prop(res, "Name", &ctx, template)?
             .unwrap_or_else(|| format!("{name}-{logical}"));
         let arn = format!("arn:aws:events:us-east-1:{acct}:event-bus/{n}");
-        ctx.resources
-            .insert(logical, Physical { reference: n, arn });
+        ctx.resources.insert(
+            logical,
+            Physical {
+                reference: n,
+                arn,
+                ..Default::default()
+            },
+        );
     }
     for (logical, res) in template.resources_of("AWS::IAM::Role") {
         let n = string_prop(res, "RoleName", &ctx, template)?
             .unwrap_or_else(|| format!("{name}-{logical}"));
         let arn = format!("arn:aws:iam::{acct}:role/{n}");
-        ctx.resources
-            .insert(logical, Physical { reference: n, arn });
+        ctx.resources.insert(
+            logical,
+            Physical {
+                reference: n,
+                arn,
+                ..Default::default()
+            },
+        );
     }
     for (logical, res) in template.resources_of("AWS::Serverless::Function") {
         let n = string_prop(res, "FunctionName", &ctx, template)?
             .unwrap_or_else(|| format!("{name}-{logical}"));
         let arn = format!("arn:aws:lambda:us-east-1:{acct}:function:{n}");
-        ctx.resources
-            .insert(logical, Physical { reference: n, arn });
+        ctx.resources.insert(
+            logical,
+            Physical {
+                reference: n,
+                arn,
+                ..Default::default()
+            },
+        );
     }
 
     // Queue attributes, now that every ARN is known.
@@ -197,7 +261,11 @@ pub async fn provision(
     }
 
     for (logical, res) in template.resources_of("AWS::DynamoDB::Table") {
-        create_table(emu, template, &ctx, &logical, res).await?;
+        if let Some(stream) = create_table(emu, template, &ctx, &logical, res).await? {
+            if let Some(p) = ctx.resources.get_mut(&logical) {
+                p.attrs.insert("StreamArn".into(), stream);
+            }
+        }
     }
     for (logical, _) in template.resources_of("AWS::Events::EventBus") {
         let n = ctx.resources[&logical].reference.clone();
@@ -207,6 +275,9 @@ pub async fn provision(
             .send()
             .await
             .map_err(|e| anyhow!("CreateEventBus {n}: {}", describe(&e)))?;
+    }
+    for (logical, res) in template.resources_of("AWS::Events::Rule") {
+        create_rule(emu, template, &ctx, name, &logical, res).await?;
     }
     for (logical, res) in template.resources_of("AWS::IAM::Role") {
         let n = ctx.resources[&logical].reference.clone();
@@ -243,6 +314,8 @@ pub async fn provision(
     };
     let mut functions = Vec::new();
     let mut mappings = Vec::new();
+    let mut streams = Vec::new();
+    let mut schedules = Vec::new();
     for (logical, res) in template.resources_of("AWS::Serverless::Function") {
         let fname = ctx.resources[&logical].reference.clone();
         let binary = res
@@ -301,10 +374,33 @@ pub async fn provision(
         };
         if let Some(events) = prop(res, "Events").and_then(Value::as_mapping) {
             for (ename, ev) in events {
-                if ev.get("Type").and_then(Value::as_str) != Some("SQS") {
+                let kind = ev.get("Type").and_then(Value::as_str).unwrap_or_default();
+                let p = resolve(ev.get("Properties").unwrap_or(&Value::Null), &ctx, template)?;
+                if kind == "ScheduleV2" || kind == "Schedule" {
+                    let expression = as_string(&p["ScheduleExpression"]).ok_or_else(|| {
+                        anyhow!("{logical}.{ename:?}: ScheduleExpression missing")
+                    })?;
+                    let every = parse_rate(&expression).ok_or_else(|| {
+                        anyhow!("{logical}.{ename:?}: only rate(...) schedules run locally, not {expression}")
+                    })?;
+                    schedules.push(RateSchedule {
+                        function: function.clone(),
+                        expression,
+                        every,
+                    });
                     continue;
                 }
-                let p = resolve(ev.get("Properties").unwrap_or(&Value::Null), &ctx, template)?;
+                if kind == "DynamoDB" {
+                    streams.push(
+                        create_stream_mapping(emu, &fname, &function, &p)
+                            .await
+                            .with_context(|| format!("{logical}.{ename:?}"))?,
+                    );
+                    continue;
+                }
+                if kind != "SQS" {
+                    continue;
+                }
                 let queue_arn = as_string(&p["Queue"])
                     .ok_or_else(|| anyhow!("{logical}.{ename:?}: Queue missing"))?;
                 let batch_size: i32 = as_string(&p["BatchSize"])
@@ -359,17 +455,20 @@ pub async fn provision(
         ctx,
         functions,
         mappings,
+        streams,
+        schedules,
         queue_urls,
     })
 }
 
+/// Creates a table with its keys, indexes, stream and TTL; returns its stream ARN, if any.
 async fn create_table(
     emu: &Emulator,
     t: &Template,
     ctx: &Context,
     logical: &str,
     res: &Value,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let name = ctx.resources[logical].reference.clone();
     let mut req = emu
         .dynamodb
@@ -407,9 +506,54 @@ async fn create_table(
                 .build()?,
         );
     }
-    req.send()
+    for g in p["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+    {
+        let mut gsi =
+            GlobalSecondaryIndex::builder().index_name(g["IndexName"].as_str().unwrap_or_default());
+        for k in g["KeySchema"].as_sequence().into_iter().flatten() {
+            let kt = if k["KeyType"].as_str() == Some("RANGE") {
+                KeyType::Range
+            } else {
+                KeyType::Hash
+            };
+            gsi = gsi.key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
+                    .key_type(kt)
+                    .build()?,
+            );
+        }
+        let pt = match g["Projection"]["ProjectionType"].as_str() {
+            Some("KEYS_ONLY") => ProjectionType::KeysOnly,
+            Some("INCLUDE") => ProjectionType::Include,
+            _ => ProjectionType::All,
+        };
+        let mut projection = Projection::builder().projection_type(pt);
+        for a in g["Projection"]["NonKeyAttributes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            projection = projection.non_key_attributes(a.as_str().unwrap_or_default());
+        }
+        req = req.global_secondary_indexes(gsi.projection(projection.build()).build()?);
+    }
+    if let Some(view) = p["StreamSpecification"]["StreamViewType"].as_str() {
+        req = req.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view))
+                .build()?,
+        );
+    }
+    let created = req
+        .send()
         .await
         .map_err(|e| anyhow!("CreateTable {name}: {}", describe(&e)))?;
+    let stream_arn = created.table_description.and_then(|d| d.latest_stream_arn);
     if let Some(attr) = p["TimeToLiveSpecification"]["AttributeName"].as_str() {
         emu.dynamodb
             .update_time_to_live()
@@ -425,7 +569,132 @@ async fn create_table(
             .map_err(|e| anyhow!("UpdateTimeToLive {name}: {}", describe(&e)))
             .context("table TTL")?;
     }
+    Ok(stream_arn)
+}
+
+/// An EventBridge rule with its targets (and their dead-letter queues and retry policies).
+async fn create_rule(
+    emu: &Emulator,
+    t: &Template,
+    ctx: &Context,
+    stack: &str,
+    logical: &str,
+    res: &Value,
+) -> Result<()> {
+    let p = resolve(res.get("Properties").unwrap_or(&Value::Null), ctx, t)?;
+    let rule = as_string(&p["Name"]).unwrap_or_else(|| format!("{stack}-{logical}"));
+    let bus = as_string(&p["EventBusName"]).unwrap_or_else(|| "default".into());
+    let pattern = serde_json::to_string(&p["EventPattern"])?;
+    emu.events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(pattern)
+        .send()
+        .await
+        .map_err(|e| anyhow!("PutRule {rule}: {}", describe(&e)))?;
+    for target in p["Targets"].as_sequence().into_iter().flatten() {
+        let mut b = aws_sdk_eventbridge::types::Target::builder()
+            .id(as_string(&target["Id"]).unwrap_or_else(|| "target".into()))
+            .arn(as_string(&target["Arn"]).unwrap_or_default());
+        if let Some(dlq) = as_string(&target["DeadLetterConfig"]["Arn"]) {
+            b = b.dead_letter_config(
+                aws_sdk_eventbridge::types::DeadLetterConfig::builder()
+                    .arn(dlq)
+                    .build(),
+            );
+        }
+        let retry = &target["RetryPolicy"];
+        if retry.is_mapping() {
+            b = b.retry_policy(
+                aws_sdk_eventbridge::types::RetryPolicy::builder()
+                    .set_maximum_retry_attempts(
+                        as_string(&retry["MaximumRetryAttempts"]).and_then(|v| v.parse().ok()),
+                    )
+                    .set_maximum_event_age_in_seconds(
+                        as_string(&retry["MaximumEventAgeInSeconds"]).and_then(|v| v.parse().ok()),
+                    )
+                    .build(),
+            );
+        }
+        emu.events
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(&bus)
+            .targets(b.build()?)
+            .send()
+            .await
+            .map_err(|e| anyhow!("PutTargets {rule}: {}", describe(&e)))?;
+    }
     Ok(())
+}
+
+/// The event source mapping of a `DynamoDB` stream event.
+async fn create_stream_mapping(
+    emu: &Emulator,
+    fname: &str,
+    function: &Function,
+    p: &Value,
+) -> Result<StreamMapping> {
+    let stream_arn = as_string(&p["Stream"]).ok_or_else(|| anyhow!("Stream missing"))?;
+    let batch_size: i32 = as_string(&p["BatchSize"])
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(100);
+    let starting_position =
+        as_string(&p["StartingPosition"]).unwrap_or_else(|| "TRIM_HORIZON".into());
+    let mut filters = Vec::new();
+    let mut criteria = aws_sdk_lambda::types::FilterCriteria::builder();
+    for f in p["FilterCriteria"]["Filters"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+    {
+        let pattern = as_string(&f["Pattern"]).unwrap_or_default();
+        filters.push(
+            serde_json::from_str(&pattern).with_context(|| format!("filter pattern {pattern}"))?,
+        );
+        criteria = criteria.filters(
+            aws_sdk_lambda::types::Filter::builder()
+                .pattern(pattern)
+                .build(),
+        );
+    }
+    let mut req = emu
+        .lambda
+        .create_event_source_mapping()
+        .function_name(fname)
+        .event_source_arn(&stream_arn)
+        .batch_size(batch_size)
+        .starting_position(aws_sdk_lambda::types::EventSourcePosition::from(
+            starting_position.as_str(),
+        ))
+        .enabled(
+            as_string(&p["Enabled"])
+                .map(|e| e != "false")
+                .unwrap_or(true),
+        );
+    if !filters.is_empty() {
+        req = req.filter_criteria(criteria.build());
+    }
+    let uuid = req
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "CreateEventSourceMapping {fname} (stream): {}",
+                describe(&e)
+            )
+        })?
+        .uuid
+        .unwrap_or_default();
+    Ok(StreamMapping {
+        uuid,
+        function: function.clone(),
+        stream_arn,
+        batch_size,
+        starting_position,
+        filters,
+    })
 }
 
 /// A valid zip holding one empty `bootstrap` file: the emulators need some code to create a

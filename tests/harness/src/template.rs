@@ -17,6 +17,8 @@ pub struct Template {
 pub struct Physical {
     pub reference: String,
     pub arn: String,
+    /// Other `GetAtt` attributes known once the resource exists (e.g. a table's `StreamArn`).
+    pub attrs: HashMap<String, String>,
 }
 
 /// Everything needed to resolve expressions.
@@ -150,6 +152,7 @@ fn get_att(spec: &str, ctx: &Context) -> Result<String> {
         .ok_or_else(|| anyhow!("GetAtt {spec}: resource not provisioned"))?;
     match attr {
         "Arn" => Ok(r.arn.clone()),
+        other if r.attrs.contains_key(other) => Ok(r.attrs[other].clone()),
         other => bail!("GetAtt {spec}: attribute {other} not supported locally"),
     }
 }
@@ -281,6 +284,7 @@ mod tests {
             Physical {
                 reference: "url".into(),
                 arn: "arn:q".into(),
+                ..Default::default()
             },
         );
         let v: Value = serde_yaml::from_str(
