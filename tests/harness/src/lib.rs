@@ -15,6 +15,7 @@
 pub mod aws;
 pub mod busproxy;
 pub mod demo;
+pub mod demo_outbox;
 pub mod local;
 pub mod plumbing;
 pub mod portal;

@@ -660,7 +660,12 @@ async fn poll_stream(
                 let started = std::time::Instant::now();
                 let newest = records
                     .iter()
-                    .filter_map(|r| r.dynamodb.as_ref()?.approximate_creation_date_time.map(|t| t.to_millis().unwrap_or(0)))
+                    .filter_map(|r| {
+                        r.dynamodb
+                            .as_ref()?
+                            .approximate_creation_date_time
+                            .map(|t| t.to_millis().unwrap_or(0))
+                    })
                     .max()
                     .unwrap_or(0);
                 debug!(function = %sm.function.binary, records = n, behind_ms = crate::now_ms().saturating_sub(newest as u64), "stream records handed");

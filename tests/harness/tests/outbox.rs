@@ -223,7 +223,7 @@ async fn a_relay_killed_after_its_claim_leaves_nothing_stuck_and_concurrent_rela
 ) -> Result<()> {
     // No automatic sweeps and no stream: this test fires the relay itself.
     let l = up(
-        &[("OutboxLeaseSeconds", "15")],
+        &[("OutboxLeaseSeconds", "45")],
         Some(Duration::from_secs(3600)),
     )
     .await?;
@@ -243,12 +243,17 @@ async fn a_relay_killed_after_its_claim_leaves_nothing_stuck_and_concurrent_rela
     };
     let now = steadfast_local::now_ms();
     let dead = store
-        .claim("KILL-000", now, now + 15_000, "killed-relay")
+        .claim("KILL-000", now, now + 45_000, "killed-relay")
         .await?;
     assert!(dead.is_some(), "the doomed relay's claim");
 
-    // WHEN four relays sweep at the same time
+    // WHEN four relays sweep at the same time (the lease is long enough to outlast them even on
+    // a slow machine)
     let sweeps = futures_join(&l, 4).await?;
+    assert!(
+        steadfast_local::now_ms() < now + 45_000,
+        "the sweeps outlasted the lease; the test proves nothing"
+    );
     let published: u64 = sweeps
         .iter()
         .map(|t| t["published"].as_u64().unwrap_or(0))
@@ -263,7 +268,7 @@ async fn a_relay_killed_after_its_claim_leaves_nothing_stuck_and_concurrent_rela
     assert_eq!(statuses.get("InProgress"), Some(&1), "{statuses:?}");
 
     // WHEN its lease has expired, the next sweep publishes it
-    let left = (now + 15_500).saturating_sub(steadfast_local::now_ms());
+    let left = (now + 45_500).saturating_sub(steadfast_local::now_ms());
     tokio::time::sleep(Duration::from_millis(left)).await;
     let t = l.invoke("outbox-relay", &scheduled()).await?;
     assert_eq!(t["published"], 1, "{t}");

@@ -17,7 +17,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the guarded-delivery scenario with faults and writes target/steadfast/demo-report.json.
+    /// Runs the scenarios with faults and writes target/steadfast/demo-report.json.
     Demo {
         /// Orders to send (half before, half during the outage).
         #[arg(long, default_value_t = 200)]
@@ -25,6 +25,15 @@ enum Command {
         /// How long the portal stays down, in seconds.
         #[arg(long, default_value_t = 30)]
         outage_seconds: u64,
+        /// Applications to send through the outbox.
+        #[arg(long, default_value_t = 220)]
+        applications: usize,
+        /// How long the event bus throttles and then is down, in seconds.
+        #[arg(long, default_value_t = 12)]
+        bus_outage_seconds: u64,
+        /// Run only these scenarios (default: all).
+        #[arg(long, value_delimiter = ',', value_parser = ["breaker", "outbox"])]
+        only: Vec<String>,
     },
     /// Starts a stack and keeps it running until Ctrl-C.
     Stack,
@@ -48,16 +57,34 @@ async fn main() -> Result<()> {
         Command::Demo {
             orders,
             outage_seconds,
+            applications,
+            bus_outage_seconds,
+            only,
         } => {
-            let breaker = steadfast_local::demo::run(steadfast_local::demo::DemoConfig {
-                orders,
-                outage: Duration::from_secs(outage_seconds),
-            })
-            .await?;
+            let wanted = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
+            let mut scenarios = serde_json::Map::new();
+            if wanted("breaker") {
+                let breaker = steadfast_local::demo::run(steadfast_local::demo::DemoConfig {
+                    orders,
+                    outage: Duration::from_secs(outage_seconds),
+                })
+                .await?;
+                scenarios.insert("breaker".into(), breaker);
+            }
+            if wanted("outbox") {
+                let outbox = steadfast_local::demo_outbox::run(
+                    steadfast_local::demo_outbox::OutboxDemoConfig {
+                        applications,
+                        outage: Duration::from_secs(bus_outage_seconds),
+                    },
+                )
+                .await?;
+                scenarios.insert("outbox".into(), outbox);
+            }
             let report = serde_json::json!({
                 "generated_at_ms": steadfast_local::now_ms(),
                 "emulator": std::env::var("EMULATOR").unwrap_or_else(|_| "localstack".into()),
-                "scenarios": { "breaker": breaker },
+                "scenarios": scenarios,
             });
             let dir = steadfast_local::workspace_root().join("target/steadfast");
             std::fs::create_dir_all(&dir)?;
@@ -66,8 +93,18 @@ async fn main() -> Result<()> {
                 .with_context(|| format!("writing {}", path.display()))?;
             println!("\nreport: target/steadfast/demo-report.json");
             let b = &report["scenarios"]["breaker"];
-            if b["lost"] != 0 || b["duplicates"] != 0 {
+            if b.is_object() && (b["lost"] != 0 || b["duplicates"] != 0) {
                 anyhow::bail!("the demo lost or duplicated orders: see the report");
+            }
+            let o = &report["scenarios"]["outbox"];
+            if o.is_object()
+                && (o["lost"] != 0
+                    || o["duplicates_published"] != 0
+                    || o["published_unique"] != o["applications"])
+            {
+                anyhow::bail!(
+                    "the demo lost, duplicated or did not publish applications: see the report"
+                );
             }
         }
         Command::Stack => {
