@@ -29,7 +29,7 @@ test: tools bins
 
 demo: tools bins
 	@mkdir -p target/steadfast
-	infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- demo
+	infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- demo $(DEMO_ARGS)
 
 stack: tools bins
 	infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- stack

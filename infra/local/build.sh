@@ -12,7 +12,7 @@ if [ "$arch" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -q
 fi
 flag=$([ "$arch" = arm64 ] && echo --arm64 || echo --x86-64)
 cargo lambda build --release $flag --lambda-dir "target/lambda-$arch" \
-  --bin processor --bin close --bin open --bin backoff
-for f in processor close open backoff; do
+  --bin processor --bin close --bin open --bin backoff --bin outbox-writer --bin outbox-relay
+for f in processor close open backoff outbox-writer outbox-relay; do
   printf '%-10s %s bytes (%s)\n' "$f" "$(stat -c %s "target/lambda-$arch/$f/bootstrap")" "$arch"
 done

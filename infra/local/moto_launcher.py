@@ -7,9 +7,12 @@ outbox and inbox claims rely on that. This wrapper serialises DynamoDB requests 
 them: SQS long polls and the other services stay concurrent), so conditional writes behave
 as they do in AWS.
 
-It also stops moto from invoking functions itself for DynamoDB stream mappings (it cannot run
-them without Docker, and it drops the stream's records after trying): the local plumbing reads
-the stream and invokes the real binaries, as for SQS.
+It also stops moto from invoking mapped functions itself. Without Docker it cannot run them,
+yet on every SendMessage it receives up to ten messages of a mapped queue and puts them back,
+raising their receive counts until the redrive policy moves them to the dead-letter queue; and
+for a mapped table it drops the stream's records after trying. The event source mappings stay
+moto's (created, listed, enabled, disabled); the local plumbing reads the queues and streams and
+invokes the real binaries, as it does with LocalStack.
 
 Usage: python moto_launcher.py HOST PORT
 """
@@ -19,7 +22,9 @@ import threading
 
 from werkzeug.serving import run_simple
 
-from moto.awslambda import models as lambda_models
+from moto.dynamodb.models.table import Table
+from moto.kinesis.models import Stream
+from moto.sqs.models import Queue
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -42,11 +47,15 @@ class SerialDynamoDB:
             return list(self.app(environ, start_response))
 
 
-def _no_stream_invocation(self, function_arn, items, source):
-    return None
+class _NoMappings(dict):
+    """The per-resource table moto invokes mapped functions from: always empty."""
+
+    def __setitem__(self, key, value):
+        pass
 
 
-lambda_models.LambdaBackend.send_dynamodb_items = _no_stream_invocation
+for _cls in (Queue, Table, Stream):
+    _cls.lambda_event_source_mappings = property(lambda self: _NoMappings(), lambda self, value: None)
 
 
 def main():

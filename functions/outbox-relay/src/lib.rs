@@ -191,11 +191,7 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
                     })
                     .collect();
                 let results = self.bus.publish(&entries).await;
-                chunk
-                    .iter()
-                    .zip(results)
-                    .map(|(c, r)| (c, r))
-                    .collect::<Vec<_>>()
+                chunk.iter().zip(results).collect::<Vec<_>>()
             }
         }))
         .await;

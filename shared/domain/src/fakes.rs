@@ -304,7 +304,7 @@ impl OutboxStore for MemOutbox {
         let Some(r) = m.get_mut(id) else {
             return Ok(None);
         };
-        if !r.due_at_ms.is_some_and(|d| d <= now_ms) {
+        if r.due_at_ms.is_none_or(|d| d > now_ms) {
             return Ok(None);
         }
         r.status = OutboxStatus::InProgress;

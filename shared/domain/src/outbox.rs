@@ -389,7 +389,7 @@ mod tests {
             let mut next = 0;
             for r in &b {
                 prop_assert_eq!(r.start, next);
-                prop_assert!(r.len() >= 1 && r.len() <= MAX_ENTRIES_PER_CALL);
+                prop_assert!(!r.is_empty() && r.len() <= MAX_ENTRIES_PER_CALL);
                 let bytes: usize = sizes[r.clone()].iter().sum();
                 prop_assert!(r.len() == 1 || bytes <= MAX_BYTES_PER_CALL);
                 next = r.end;

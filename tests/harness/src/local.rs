@@ -93,6 +93,7 @@ impl Local {
             ("OrdersVisibilityTimeout".into(), "5".into()),
             ("BackoffBaseSeconds".into(), "1".into()),
             ("BackoffCapSeconds".into(), "8".into()),
+            ("ApplicationsVisibilityTimeout".into(), "10".into()),
             ("OutboxLeaseSeconds".into(), "10".into()),
             ("OutboxRetryBaseSeconds".into(), "1".into()),
             ("OutboxRetryCapSeconds".into(), "4".into()),
