@@ -9,34 +9,32 @@ use serde_json::Value;
 use steadfast_aws::{
     events::EventBridgePublisher, outbox::DynamoOutbox, Clients, ConfigError, Env,
 };
-use steadfast_domain::backoff::{Backoff, Jitter};
+use steadfast_domain::backoff::Backoff;
 use steadfast_domain::RelayPolicy;
 
 fn config(env: &Env) -> Result<Config, ConfigError> {
     let d = RelayPolicy::default();
-    let whole = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-        let expected = format!("a whole number from {min} to {max}");
-        let v: u64 = env.parsed(name, default, &expected)?;
-        if (min..=max).contains(&v) {
-            Ok(v)
-        } else {
-            Err(env.invalid(name, &v.to_string(), expected))
-        }
-    };
     Ok(Config {
         policy: RelayPolicy {
-            max_attempts: whole("OUTBOX_MAX_ATTEMPTS", u64::from(d.max_attempts), 1, 100)? as u32,
+            max_attempts: env.whole_in("OUTBOX_MAX_ATTEMPTS", u64::from(d.max_attempts), 1, 100)?
+                as u32,
             retry: Backoff {
                 base: env.seconds("OUTBOX_RETRY_BASE_SECONDS", d.retry.base)?,
                 cap: env.seconds("OUTBOX_RETRY_CAP_SECONDS", d.retry.cap)?,
-                jitter: Jitter::Proportion(0.2),
-                queue_limit: Duration::ZERO,
+                ..d.retry
             },
-            lease: Duration::from_secs(whole("OUTBOX_LEASE_SECONDS", d.lease.as_secs(), 1, 3600)?),
-            retention: Duration::from_secs(86_400 * whole("OUTBOX_RETENTION_DAYS", 7, 1, 365)?),
+            lease: Duration::from_secs(env.whole_in(
+                "OUTBOX_LEASE_SECONDS",
+                d.lease.as_secs(),
+                1,
+                3600,
+            )?),
+            retention: Duration::from_secs(
+                86_400 * env.whole_in("OUTBOX_RETENTION_DAYS", 7, 1, 365)?,
+            ),
         },
-        shards: whole("OUTBOX_SHARDS", 8, 1, 100)? as u32,
-        sweep_limit: whole("OUTBOX_SWEEP_LIMIT", 1000, 1, 100_000)? as usize,
+        shards: steadfast_aws::outbox::shards_from(env)?,
+        sweep_limit: env.whole_in("OUTBOX_SWEEP_LIMIT", 1000, 1, 100_000)? as usize,
     })
 }
 

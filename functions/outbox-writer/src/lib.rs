@@ -83,9 +83,7 @@ impl<A: ApplicationStore, P: Parking> Ports<A, P> {
             Ok(app) => app,
             Err(e) => {
                 let reason = e.to_string();
-                return self
-                    .park(cfg, &message_id, None, reason, body, now_ms)
-                    .await;
+                return self.park(cfg, &message_id, reason, body, now_ms).await;
             }
         };
         let id = app.application_id.clone();
@@ -118,7 +116,6 @@ impl<A: ApplicationStore, P: Parking> Ports<A, P> {
         &self,
         cfg: &Config,
         message_id: &str,
-        identity: Option<String>,
         reason: String,
         body: String,
         now_ms: u64,
@@ -126,7 +123,8 @@ impl<A: ApplicationStore, P: Parking> Ports<A, P> {
         let parked = ParkedMessage {
             source: cfg.source.clone(),
             message_id: message_id.to_owned(),
-            identity,
+            // An invalid message has no trustworthy application id.
+            identity: None,
             reason: reason.clone(),
             parked_at_ms: now_ms,
             body,

@@ -7,19 +7,11 @@ use outbox_writer::{Config, Ports};
 use steadfast_aws::{outbox::DynamoApplications, parking::SqsParking, Clients, ConfigError, Env};
 
 fn config(env: &Env) -> Result<Config, ConfigError> {
-    let shards: u32 = env.parsed("OUTBOX_SHARDS", 8, "a whole number from 1 to 100")?;
-    if !(1..=100).contains(&shards) {
-        return Err(env.invalid(
-            "OUTBOX_SHARDS",
-            &shards.to_string(),
-            "a whole number from 1 to 100",
-        ));
-    }
     Ok(Config {
         source: env
             .optional("OUTBOX_SOURCE_NAME")
             .unwrap_or_else(|| "applications".into()),
-        shards,
+        shards: steadfast_aws::outbox::shards_from(env)?,
     })
 }
 

@@ -81,6 +81,23 @@ impl Env {
     }
 
     /// Seconds as a float ("0.5", "14400"), or `default` when unset.
+    /// A whole number within `min..=max`; `default` when unset.
+    pub fn whole_in(
+        &self,
+        name: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let expected = format!("a whole number from {min} to {max}");
+        let v: u64 = self.parsed(name, default, &expected)?;
+        if (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(self.invalid(name, &v.to_string(), expected))
+        }
+    }
+
     pub fn seconds(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
         match self.optional(name) {
             None => Ok(default),

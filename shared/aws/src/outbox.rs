@@ -21,6 +21,12 @@ use crate::describe;
 /// Name of the sparse, sharded index of pending records.
 pub const DUE_INDEX: &str = "due";
 
+/// `OUTBOX_SHARDS` (1–100, default 8): the due index's shards. The writer and the relay must
+/// agree, so both read it here.
+pub fn shards_from(env: &crate::Env) -> Result<u32, crate::ConfigError> {
+    Ok(env.whole_in("OUTBOX_SHARDS", 8, 1, 100)? as u32)
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }

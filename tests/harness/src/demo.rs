@@ -21,7 +21,7 @@ pub struct DemoConfig {
 }
 
 /// A line above the progress bar; plain stdout when the bar is hidden (not a terminal).
-fn say(bar: &ProgressBar, line: String) {
+pub(crate) fn say(bar: &ProgressBar, line: String) {
     if bar.is_hidden() {
         println!("{line}");
     } else {
@@ -29,7 +29,8 @@ fn say(bar: &ProgressBar, line: String) {
     }
 }
 
-fn t(start: Instant) -> String {
+/// Time since `start`, as the demo's line prefix.
+pub(crate) fn t(start: Instant) -> String {
     format!("[{:>6.1}s]", start.elapsed().as_secs_f64())
 }
 

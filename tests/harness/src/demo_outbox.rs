@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use crate::busproxy::BusFaults;
+use crate::demo::{say, t};
 use crate::local::{application, Local, Options};
 
 pub struct OutboxDemoConfig {
@@ -19,19 +20,8 @@ pub struct OutboxDemoConfig {
     pub outage: Duration,
 }
 
-fn say(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        println!("{line}");
-    } else {
-        bar.println(line);
-    }
-}
-
-fn t(start: Instant) -> String {
-    format!("[{:>6.1}s]", start.elapsed().as_secs_f64())
-}
-
-fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+/// The `p` quantile (0.0–1.0) of sorted values, nearest rank; `None` when there are none.
+pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
     }

@@ -357,10 +357,7 @@ impl Local {
         let now = crate::now_ms();
         for body in self.emu.drain(&self.observer_url, 0).await? {
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            let mut detail = v.get("detail").cloned().unwrap_or(Value::Null);
-            if let Value::String(s) = &detail {
-                detail = serde_json::from_str(s).unwrap_or(Value::Null);
-            }
+            let detail = event_detail(&v);
             self.events
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -398,10 +395,7 @@ impl Local {
         let mut all = self.approvals.lock().unwrap_or_else(|e| e.into_inner());
         for (body, sent) in got {
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            let mut detail = v.get("detail").cloned().unwrap_or(Value::Null);
-            if let Value::String(s) = &detail {
-                detail = serde_json::from_str(s).unwrap_or(Value::Null);
-            }
+            let detail = event_detail(&v);
             let text = |k: &str| detail[k].as_str().unwrap_or_default().to_owned();
             all.push(Approval {
                 event_id: text("eventId"),
@@ -500,6 +494,16 @@ pub fn order(id: &str) -> Value {
         "quantity": 1 + (id.len() % 5),
         "messageId": format!("{:016x}", rand::random::<u64>()),
     })
+}
+
+/// The `detail` of an EventBridge event as a target queue received it (an object, or JSON text
+/// of one, depending on the emulator).
+fn event_detail(event: &Value) -> Value {
+    match event.get("detail") {
+        Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::Null),
+        Some(d) => d.clone(),
+        None => Value::Null,
+    }
 }
 
 /// A valid lender application with id `id` (see `shared/domain/src/application.rs`).

@@ -218,54 +218,22 @@ async fn poll_mapping(
         if messages.is_empty() {
             continue;
         }
-        counters.invocations.fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = per_function.get(&m.function.binary) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+        count_invocation(&counters, &per_function, &m.function.binary);
         let event = sqs_event(&m, &messages);
         // A transport error (nothing answered) is retried a few times, as AWS's poller does;
         // an answer, even an error, is final for this batch.
-        let mut answer = None;
-        for attempt in 0..3u64 {
-            let r = http
-                .post(&url)
-                .timeout(Duration::from_secs(m.function.timeout_s + 30))
-                .json(&event)
-                .send()
-                .await;
-            match r {
-                Err(e) if !e.is_timeout() && attempt < 2 => {
-                    debug!(function = %m.function.binary, error = %e, "invoke transport error; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
-                }
-                other => {
-                    answer = Some(other);
-                    break;
-                }
-            }
-        }
-        let Some(answer) = answer else { continue };
-        let failed: Option<Vec<String>> = match answer {
-            Ok(r) if r.status().is_success() => match r.json::<Value>().await {
-                Ok(v) => Some(
-                    v.get("batchItemFailures")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                ),
-                Err(e) => {
-                    warn!(function = %m.function.binary, error = %e, "answer is not JSON; treating the batch as failed");
-                    None
-                }
-            },
-            Ok(r) => {
-                warn!(function = %m.function.binary, status = %r.status(), "invocation failed; batch returns after its visibility timeout");
-                None
-            }
+        let timeout = Duration::from_secs(m.function.timeout_s + 30);
+        let failed: Option<Vec<String>> = match invoke_json(&http, &url, timeout, &event).await {
+            Ok(v) => Some(
+                v.get("batchItemFailures")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
             Err(e) => {
                 warn!(function = %m.function.binary, error = %e, "invocation failed; batch returns after its visibility timeout");
                 None
@@ -430,7 +398,9 @@ pub async fn invoke_json(
     Err("no answer".into())
 }
 
-fn count(per_function: &HashMap<String, AtomicU64>, binary: &str) {
+/// One invocation of `binary`, in the totals and per function.
+fn count_invocation(counters: &Counters, per_function: &HashMap<String, AtomicU64>, binary: &str) {
+    counters.invocations.fetch_add(1, Ordering::Relaxed);
     if let Some(c) = per_function.get(binary) {
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -516,10 +486,6 @@ pub fn pattern_matches(pattern: &Value, record: &Value) -> bool {
     })
 }
 
-async fn stream_mapping_enabled(emu: &Emulator, uuid: &str) -> bool {
-    mapping_enabled(emu, uuid).await
-}
-
 async fn poll_stream(
     emu: Emulator,
     http: reqwest::Client,
@@ -543,7 +509,7 @@ async fn poll_stream(
     let timeout = Duration::from_secs(sm.function.timeout_s + 30);
     while !stop.load(Ordering::Relaxed) {
         if checked.elapsed() >= Duration::from_millis(500) {
-            enabled = stream_mapping_enabled(&emu, &sm.uuid).await;
+            enabled = mapping_enabled(&emu, &sm.uuid).await;
             checked = std::time::Instant::now();
         }
         if described.elapsed() >= Duration::from_secs(2) {
@@ -670,8 +636,7 @@ async fn poll_stream(
                     .unwrap_or(0);
                 debug!(function = %sm.function.binary, records = n, behind_ms = crate::now_ms().saturating_sub(newest as u64), "stream records handed");
                 for attempt in 0..5u64 {
-                    counters.invocations.fetch_add(1, Ordering::Relaxed);
-                    count(&per_function, &sm.function.binary);
+                    count_invocation(&counters, &per_function, &sm.function.binary);
                     match invoke_json(&http, &url, timeout, &event).await {
                         Ok(_) => {
                             ok = true;
@@ -730,8 +695,7 @@ async fn run_rate(
             "detail": {},
         });
         counters.rate_ticks.fetch_add(1, Ordering::Relaxed);
-        counters.invocations.fetch_add(1, Ordering::Relaxed);
-        count(&per_function, &rs.function.binary);
+        count_invocation(&counters, &per_function, &rs.function.binary);
         if let Err(e) = invoke_json(&http, &url, timeout, &event).await {
             counters.invocation_errors.fetch_add(1, Ordering::Relaxed);
             warn!(function = %rs.function.binary, schedule = %rs.expression, error = %e, "scheduled invocation failed");

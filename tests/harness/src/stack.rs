@@ -172,57 +172,35 @@ pub async fn provision(
     }
     // Names of the other resources are known before they exist.
     let acct = ctx.account.clone();
-    for (logical, res) in template.resources_of("AWS::DynamoDB::Table") {
-        let n = string_prop(res, "TableName", &ctx, template)?
-            .unwrap_or_else(|| format!("{name}-{logical}"));
-        let arn = format!("arn:aws:dynamodb:us-east-1:{acct}:table/{n}");
-        ctx.resources.insert(
-            logical,
-            Physical {
-                reference: n,
-                arn,
-                ..Default::default()
-            },
-        );
-    }
-    for (logical, res) in template.resources_of("AWS::Events::EventBus") {
-        let n = string_prop(res, "Name", &ctx, template)?
-            .unwrap_or_else(|| format!("{name}-{logical}"));
-        let arn = format!("arn:aws:events:us-east-1:{acct}:event-bus/{n}");
-        ctx.resources.insert(
-            logical,
-            Physical {
-                reference: n,
-                arn,
-                ..Default::default()
-            },
-        );
-    }
-    for (logical, res) in template.resources_of("AWS::IAM::Role") {
-        let n = string_prop(res, "RoleName", &ctx, template)?
-            .unwrap_or_else(|| format!("{name}-{logical}"));
-        let arn = format!("arn:aws:iam::{acct}:role/{n}");
-        ctx.resources.insert(
-            logical,
-            Physical {
-                reference: n,
-                arn,
-                ..Default::default()
-            },
-        );
-    }
-    for (logical, res) in template.resources_of("AWS::Serverless::Function") {
-        let n = string_prop(res, "FunctionName", &ctx, template)?
-            .unwrap_or_else(|| format!("{name}-{logical}"));
-        let arn = format!("arn:aws:lambda:us-east-1:{acct}:function:{n}");
-        ctx.resources.insert(
-            logical,
-            Physical {
-                reference: n,
-                arn,
-                ..Default::default()
-            },
-        );
+    type ArnOf = fn(&str, &str) -> String;
+    let named: [(&str, &str, ArnOf); 4] = [
+        ("AWS::DynamoDB::Table", "TableName", |acct, n| {
+            format!("arn:aws:dynamodb:us-east-1:{acct}:table/{n}")
+        }),
+        ("AWS::Events::EventBus", "Name", |acct, n| {
+            format!("arn:aws:events:us-east-1:{acct}:event-bus/{n}")
+        }),
+        ("AWS::IAM::Role", "RoleName", |acct, n| {
+            format!("arn:aws:iam::{acct}:role/{n}")
+        }),
+        ("AWS::Serverless::Function", "FunctionName", |acct, n| {
+            format!("arn:aws:lambda:us-east-1:{acct}:function:{n}")
+        }),
+    ];
+    for (kind, name_key, arn_of) in named {
+        for (logical, res) in template.resources_of(kind) {
+            let n = string_prop(res, name_key, &ctx, template)?
+                .unwrap_or_else(|| format!("{name}-{logical}"));
+            let arn = arn_of(&acct, &n);
+            ctx.resources.insert(
+                logical,
+                Physical {
+                    reference: n,
+                    arn,
+                    ..Default::default()
+                },
+            );
+        }
     }
 
     // Queue attributes, now that every ARN is known.
@@ -461,6 +439,25 @@ pub async fn provision(
     })
 }
 
+/// A template `KeySchema` list (of a table or an index) as the SDK's elements.
+fn key_schema(spec: &Value) -> Result<Vec<KeySchemaElement>> {
+    spec.as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            let kt = if k["KeyType"].as_str() == Some("RANGE") {
+                KeyType::Range
+            } else {
+                KeyType::Hash
+            };
+            Ok(KeySchemaElement::builder()
+                .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
+                .key_type(kt)
+                .build()?)
+        })
+        .collect()
+}
+
 /// Creates a table with its keys, indexes, stream and TTL; returns its stream ARN, if any.
 async fn create_table(
     emu: &Emulator,
@@ -493,19 +490,7 @@ async fn create_table(
                 .build()?,
         );
     }
-    for k in p["KeySchema"].as_sequence().into_iter().flatten() {
-        let kt = if k["KeyType"].as_str() == Some("RANGE") {
-            KeyType::Range
-        } else {
-            KeyType::Hash
-        };
-        req = req.key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
-                .key_type(kt)
-                .build()?,
-        );
-    }
+    req = req.set_key_schema(Some(key_schema(&p["KeySchema"])?));
     for g in p["GlobalSecondaryIndexes"]
         .as_sequence()
         .into_iter()
@@ -513,19 +498,7 @@ async fn create_table(
     {
         let mut gsi =
             GlobalSecondaryIndex::builder().index_name(g["IndexName"].as_str().unwrap_or_default());
-        for k in g["KeySchema"].as_sequence().into_iter().flatten() {
-            let kt = if k["KeyType"].as_str() == Some("RANGE") {
-                KeyType::Range
-            } else {
-                KeyType::Hash
-            };
-            gsi = gsi.key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
-                    .key_type(kt)
-                    .build()?,
-            );
-        }
+        gsi = gsi.set_key_schema(Some(key_schema(&g["KeySchema"])?));
         let pt = match g["Projection"]["ProjectionType"].as_str() {
             Some("KEYS_ONLY") => ProjectionType::KeysOnly,
             Some("INCLUDE") => ProjectionType::Include,

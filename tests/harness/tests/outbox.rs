@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use steadfast_aws::outbox::DynamoOutbox;
 use steadfast_domain::ports::OutboxStore;
 use steadfast_local::busproxy::BusFaults;
+use steadfast_local::demo_outbox::percentile;
 use steadfast_local::local::{application, Local, Options};
 
 fn init() {
@@ -53,14 +54,6 @@ async fn wait_received(l: &Local, n: usize, limit: Duration) -> Result<()> {
     // Anything still in flight would show up as a duplicate now.
     tokio::time::sleep(Duration::from_secs(3)).await;
     Ok(())
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 fn scheduled() -> Value {
@@ -149,8 +142,8 @@ async fn applications_are_published_once_resubmissions_add_nothing_and_bad_ones_
     lat.sort_unstable();
     eprintln!(
         "outbox latency record -> consumer (stream trigger): p50 {} ms, p99 {} ms, max {} ms over {}",
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
+        percentile(&lat, 0.5).unwrap_or(0),
+        percentile(&lat, 0.99).unwrap_or(0),
         lat.last().copied().unwrap_or(0),
         lat.len()
     );
