@@ -8,7 +8,7 @@
 //! halt the flow, and the rest of the batch is handed back unattempted.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use steadfast_domain::ports::*;
@@ -290,25 +290,12 @@ fn response(failures: Vec<String>) -> SqsBatchResponse {
     r
 }
 
-/// The end of an invocation as an `Instant`, from the context's deadline (ms since the Unix
-/// epoch). A deadline that has already passed when the invocation starts cannot be real (some
-/// local Runtime API servers send one): then `fallback` from now is used.
-pub fn deadline_from(deadline_ms: u64, fallback: Duration) -> Instant {
-    let now = now_ms();
-    if deadline_ms <= now {
-        tracing::debug!(
-            deadline_ms,
-            now,
-            "no usable deadline from the runtime; using the configured timeout"
-        );
-        return Instant::now() + fallback;
-    }
-    Instant::now() + Duration::from_millis(deadline_ms - now)
-}
+pub use steadfast_aws::deadline_from;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use steadfast_domain::fakes::*;
     use steadfast_domain::Gate;
 

@@ -104,6 +104,14 @@ impl Clients {
         })
     }
 
+    /// `CLOSE_FUNCTION` only: asks `close` to halt the flow, nothing else.
+    pub fn tripper(&self, env: &Env) -> Result<LambdaInvoker, ConfigError> {
+        Ok(LambdaInvoker::close_only(
+            self.invoke.clone(),
+            env.required("CLOSE_FUNCTION")?,
+        ))
+    }
+
     /// `TIMERS_QUEUE_URL`, `TIMERS_QUEUE_ARN`, `SCHEDULER_ROLE_ARN`, `SCHEDULE_GROUP` (default
     /// `default`).
     pub fn timers(&self, env: &Env) -> Result<QueueAndScheduleTimers, ConfigError> {

@@ -127,6 +127,11 @@ impl Env {
     /// A target URL: https only, unless `ALLOW_INSECURE_HTTP=true` (local runs).
     pub fn target_url(&self, name: &str) -> Result<String, ConfigError> {
         let url = self.required(name)?;
+        self.secure_url(name, url)
+    }
+
+    /// `url`, read from setting `name`, if it is https (or http with `ALLOW_INSECURE_HTTP=true`).
+    pub fn secure_url(&self, name: &str, url: String) -> Result<String, ConfigError> {
         let insecure_ok = self.flag("ALLOW_INSECURE_HTTP")?;
         if url.starts_with("https://") || (insecure_ok && url.starts_with("http://")) {
             Ok(url)

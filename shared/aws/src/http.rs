@@ -27,6 +27,22 @@ impl HttpTarget {
             Some(_) => env.target_url("PROBE_URL")?,
             None => url.clone(),
         };
+        Self::build(env, "TARGET_URL", url, probe_url)
+    }
+
+    /// A target at `url` (checked like `TARGET_URL`; `setting` names where it came from), with
+    /// the same timeout and token settings; its probe is a GET of `url`.
+    pub fn at(env: &Env, setting: &str, url: String) -> Result<Self, ConfigError> {
+        let url = env.secure_url(setting, url)?;
+        Self::build(env, setting, url.clone(), url)
+    }
+
+    fn build(
+        env: &Env,
+        setting: &str,
+        url: String,
+        probe_url: String,
+    ) -> Result<Self, ConfigError> {
         let timeout = env.seconds("TARGET_TIMEOUT_SECONDS", Duration::from_secs(10))?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -35,7 +51,7 @@ impl HttpTarget {
             .build()
             .map_err(|e| {
                 env.invalid(
-                    "TARGET_URL",
+                    setting,
                     &url,
                     format!("an HTTP client could not be built: {e}"),
                 )

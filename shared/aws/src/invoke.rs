@@ -16,7 +16,23 @@ pub struct LambdaInvoker {
 }
 
 impl LambdaInvoker {
+    /// Only `close` (`CLOSE_FUNCTION`): for pipelines that trip the gate and nothing else.
+    pub fn close_only(client: aws_sdk_lambda::Client, close_function: String) -> Self {
+        LambdaInvoker {
+            client,
+            close_function,
+            backoff_function: String::new(),
+            open_function: String::new(),
+        }
+    }
+
     async fn fire<T: Serialize>(&self, function: &str, payload: &T) -> PortResult<()> {
+        if function.is_empty() {
+            return Err(PortError::new(
+                "Invoke",
+                "this function is not configured to invoke it",
+            ));
+        }
         let body = serde_json::to_vec(payload).map_err(|e| PortError::new("encode payload", e))?;
         self.client
             .invoke()

@@ -6,6 +6,7 @@ pub mod config;
 pub mod events;
 pub mod gates;
 pub mod http;
+pub mod inbox;
 pub mod invoke;
 pub mod ledger;
 pub mod logging;
@@ -28,4 +29,20 @@ pub fn now_ms() -> u64 {
 /// An SDK error with its whole chain of causes, for logs and port errors.
 pub(crate) fn describe<E: std::error::Error>(e: &E) -> String {
     aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
+}
+
+/// The end of an invocation as an `Instant`, from the context's deadline (ms since the Unix
+/// epoch). A deadline that has already passed when the invocation starts cannot be real (some
+/// local Runtime API servers send one): then `fallback` from now is used.
+pub fn deadline_from(deadline_ms: u64, fallback: std::time::Duration) -> std::time::Instant {
+    let now = now_ms();
+    if deadline_ms <= now {
+        tracing::debug!(
+            deadline_ms,
+            now,
+            "no usable deadline from the runtime; using the configured timeout"
+        );
+        return std::time::Instant::now() + fallback;
+    }
+    std::time::Instant::now() + std::time::Duration::from_millis(deadline_ms - now)
 }

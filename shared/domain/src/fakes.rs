@@ -384,3 +384,176 @@ impl Publisher for MemPublisher {
             .collect()
     }
 }
+
+// ---- Pipeline C ----
+
+use crate::inbox::{Current, InboxClaimed, InboxSettle, InboxStatus, Settled};
+
+/// One inbox record in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemInboxRecord {
+    pub current: Current,
+    pub entity: String,
+    pub record: String,
+    pub shard: u32,
+    pub attempts: u32,
+    pub due_at_ms: Option<u64>,
+    pub claim: Option<String>,
+    pub delivered_version: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+/// The inbox table in memory, with the same conditions as the DynamoDB adapter.
+#[derive(Default)]
+pub struct MemInbox(pub Mutex<HashMap<String, MemInboxRecord>>);
+
+impl MemInbox {
+    pub fn get(&self, id: &str) -> Option<MemInboxRecord> {
+        lock(&self.0).get(id).cloned()
+    }
+}
+
+impl InboxStore for MemInbox {
+    async fn current(&self, id: &str) -> PortResult<Option<Current>> {
+        Ok(lock(&self.0).get(id).map(|r| r.current.clone()))
+    }
+    async fn insert(&self, w: &InboxWrite<'_>) -> PortResult<bool> {
+        let mut m = lock(&self.0);
+        if m.contains_key(&w.incoming.id) {
+            return Ok(false);
+        }
+        m.insert(
+            w.incoming.id.clone(),
+            MemInboxRecord {
+                current: Current {
+                    version: 1,
+                    hash: w.incoming.hash.clone(),
+                    changed_at_ms: w.incoming.changed_at_ms,
+                    status: InboxStatus::ToBeProcessed,
+                },
+                entity: w.incoming.entity.clone(),
+                record: w.incoming.record.clone(),
+                shard: w.shard,
+                attempts: 0,
+                due_at_ms: Some(w.now_ms),
+                claim: None,
+                delivered_version: None,
+                last_error: None,
+            },
+        );
+        Ok(true)
+    }
+    async fn replace(
+        &self,
+        w: &InboxWrite<'_>,
+        seen: &Current,
+        version: u64,
+        status: InboxStatus,
+        fresh: bool,
+    ) -> PortResult<bool> {
+        let mut m = lock(&self.0);
+        let Some(r) = m.get_mut(&w.incoming.id) else {
+            return Ok(false);
+        };
+        if r.current.version != seen.version || r.current.status != seen.status {
+            return Ok(false);
+        }
+        r.current = Current {
+            version,
+            hash: w.incoming.hash.clone(),
+            changed_at_ms: w.incoming.changed_at_ms,
+            status,
+        };
+        r.record = w.incoming.record.clone();
+        if fresh {
+            r.attempts = 0;
+            r.due_at_ms = Some(w.now_ms);
+        }
+        Ok(true)
+    }
+    async fn due(&self, shard: u32, now_ms: u64, limit: usize) -> PortResult<Vec<String>> {
+        let m = lock(&self.0);
+        let mut due: Vec<(u64, String)> = m
+            .iter()
+            .filter(|(_, r)| r.shard == shard)
+            .filter_map(|(id, r)| {
+                r.due_at_ms
+                    .filter(|d| *d <= now_ms)
+                    .map(|d| (d, id.clone()))
+            })
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+    async fn claim(
+        &self,
+        id: &str,
+        now_ms: u64,
+        lease_until_ms: u64,
+        token: &str,
+    ) -> PortResult<Option<InboxClaimed>> {
+        let mut m = lock(&self.0);
+        let Some(r) = m.get_mut(id) else {
+            return Ok(None);
+        };
+        if r.due_at_ms.is_none_or(|d| d > now_ms) {
+            return Ok(None);
+        }
+        r.current.status = InboxStatus::InProgress;
+        r.attempts += 1;
+        r.due_at_ms = Some(lease_until_ms);
+        r.claim = Some(token.to_owned());
+        Ok(Some(InboxClaimed {
+            id: id.to_owned(),
+            entity: r.entity.clone(),
+            version: r.current.version,
+            changed_at_ms: r.current.changed_at_ms,
+            record: r.record.clone(),
+            attempts: r.attempts,
+            token: token.to_owned(),
+        }))
+    }
+    async fn settle(&self, c: &InboxClaimed, how: &InboxSettle) -> PortResult<Settled> {
+        let mut m = lock(&self.0);
+        let Some(r) = m.get_mut(&c.id) else {
+            return Ok(Settled::LeaseLost);
+        };
+        if r.claim.as_deref() != Some(c.token.as_str())
+            || r.current.status != InboxStatus::InProgress
+        {
+            return Ok(Settled::LeaseLost);
+        }
+        r.claim = None;
+        let mut outcome = Settled::Done;
+        match how {
+            InboxSettle::Delivered { at_ms } => {
+                r.delivered_version = Some(c.version);
+                if r.current.version == c.version {
+                    r.current.status = InboxStatus::Processed;
+                    r.due_at_ms = None;
+                } else {
+                    r.current.status = InboxStatus::ToBeProcessed;
+                    r.due_at_ms = Some(*at_ms);
+                    r.attempts = 0;
+                    outcome = Settled::NewerVersion;
+                }
+            }
+            InboxSettle::Retry { due_at_ms, error } => {
+                r.current.status = InboxStatus::ToBeProcessed;
+                r.due_at_ms = Some(*due_at_ms);
+                r.last_error = Some(error.clone());
+            }
+            InboxSettle::Release { now_ms } => {
+                r.current.status = InboxStatus::ToBeProcessed;
+                r.due_at_ms = Some(*now_ms);
+                r.attempts = r.attempts.saturating_sub(1);
+            }
+            InboxSettle::Failed { error } => {
+                r.current.status = InboxStatus::Failed;
+                r.due_at_ms = None;
+                r.last_error = Some(error.clone());
+            }
+        }
+        Ok(outcome)
+    }
+}

@@ -5,6 +5,7 @@
 pub mod application;
 pub mod backoff;
 pub mod gate;
+pub mod inbox;
 pub mod message;
 pub mod outbox;
 pub mod outcome;
@@ -18,6 +19,7 @@ pub mod fakes;
 pub use application::{transform, ApplicationError, ApprovalApplication};
 pub use backoff::{Backoff, Jitter, TimerRoute};
 pub use gate::{Gate, GateState, Refused};
+pub use inbox::{InboxConfig, InboxError, InboxStatus, Incoming, Merge};
 pub use message::{IdentityRule, MessageError, OrderMessage};
 pub use outbox::{Claimed, NewRecord, OnClaim, OutboxStatus, RelayPolicy, Settle};
 pub use outcome::{classify, Outcome};

@@ -170,3 +170,58 @@ pub trait Publisher: Send + Sync {
     fn publish(&self, entries: &[Outgoing])
         -> impl Future<Output = Vec<Result<(), String>>> + Send;
 }
+
+// ---- Pipeline C: the inbox ----
+
+use crate::inbox::{Current, InboxClaimed, InboxSettle, InboxStatus, Incoming, Settled};
+
+/// A change the receiver writes: the incoming copy, and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxWrite<'a> {
+    pub incoming: &'a Incoming,
+    pub message_id: &'a str,
+    pub now_ms: u64,
+    /// Due-index shard of the record.
+    pub shard: u32,
+}
+
+/// The inbox table.
+pub trait InboxStore: Send + Sync {
+    /// What is stored for `id` (a strongly consistent read).
+    fn current(&self, id: &str) -> impl Future<Output = PortResult<Option<Current>>> + Send;
+    /// Stores a new record (`ToBeProcessed`, version 1) only if none exists. `Ok(false)`:
+    /// another writer stored one first, and nothing was written.
+    fn insert(&self, w: &InboxWrite<'_>) -> impl Future<Output = PortResult<bool>> + Send;
+    /// Replaces the record with `w` as `version` with `status`, only if the stored version and
+    /// status are still `seen`'s. `fresh`: it enters the due index now, attempts reset.
+    /// `Ok(false)`: it changed meanwhile, and nothing was written.
+    fn replace(
+        &self,
+        w: &InboxWrite<'_>,
+        seen: &Current,
+        version: u64,
+        status: InboxStatus,
+        fresh: bool,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+    /// Ids of due records in shard `shard` (pending, or claimed with an expired lease).
+    fn due(
+        &self,
+        shard: u32,
+        now_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = PortResult<Vec<String>>> + Send;
+    /// Claims `id` if it is due: `InProgress`, lease until `lease_until_ms`, attempts + 1.
+    fn claim(
+        &self,
+        id: &str,
+        now_ms: u64,
+        lease_until_ms: u64,
+        token: &str,
+    ) -> impl Future<Output = PortResult<Option<InboxClaimed>>> + Send;
+    /// Settles a claim, only while it is still `c.token`'s.
+    fn settle(
+        &self,
+        c: &InboxClaimed,
+        how: &InboxSettle,
+    ) -> impl Future<Output = PortResult<Settled>> + Send;
+}
