@@ -976,7 +976,7 @@ mod tests {
                 }
             }
             // every version goes in at least once, then the processor drains
-            for i in 0..vs.len() { sent.push(i); m.arrive(&vs[i]); }
+            for (i, v) in vs.iter().enumerate() { sent.push(i); m.arrive(v); }
             m.drain();
             let (ts, hash) = newest(&vs, &sent);
             let last = *m.delivered.last().expect("delivered");
