@@ -9,13 +9,16 @@
 //!   report as failed; fires due Scheduler schedules; feeds DynamoDB stream records to their
 //!   mapped functions; runs rate schedules (compressible);
 //! - [`portal`] is the fake target API with fault modes, recording every request;
+//! - [`erp`] plays a noisy ERP for the inbox (copies, updates, late copies);
 //! - [`busproxy`] injects event-bus faults between the functions and the emulator;
 //! - [`local`] puts them together.
 
 pub mod aws;
 pub mod busproxy;
 pub mod demo;
+pub mod demo_inbox;
 pub mod demo_outbox;
+pub mod erp;
 pub mod local;
 pub mod plumbing;
 pub mod portal;

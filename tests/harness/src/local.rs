@@ -63,6 +63,15 @@ pub struct Local {
     approvals: Mutex<Vec<Approval>>,
 }
 
+/// One inbox record as the table holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxRow {
+    pub version: u64,
+    pub status: String,
+    pub delivered_version: Option<u64>,
+    pub attempts: u64,
+}
+
 /// An application event as the approval queue (the consumer) received it.
 #[derive(Debug, Clone)]
 pub struct Approval {
@@ -98,6 +107,9 @@ impl Local {
             ("OutboxRetryBaseSeconds".into(), "1".into()),
             ("OutboxRetryCapSeconds".into(), "4".into()),
             ("OutboxMaxAttempts".into(), "10".into()),
+            ("PortalUrl".into(), portal.inbox_url()),
+            ("ErpRecordsVisibilityTimeout".into(), "10".into()),
+            ("InboxLeaseSeconds".into(), "10".into()),
         ]);
         params.extend(opts.parameters);
         let template = Template::load(&crate::workspace_root().join("infra/template.yaml"))?;
@@ -258,6 +270,12 @@ impl Local {
 
     /// Sends message bodies to a queue of the stack, ten per call.
     pub async fn send_to(&self, logical: &str, bodies: &[Value]) -> Result<()> {
+        let texts: Vec<String> = bodies.iter().map(Value::to_string).collect();
+        self.send_text_to(logical, &texts).await
+    }
+
+    /// Sends message bodies, as they are, to a queue of the stack, ten per call.
+    pub async fn send_text_to(&self, logical: &str, bodies: &[String]) -> Result<()> {
         let url = self.queue_url(logical)?;
         for chunk in bodies.chunks(10) {
             let entries: Vec<SendMessageBatchRequestEntry> = chunk
@@ -266,7 +284,7 @@ impl Local {
                 .map(|(i, b)| {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .message_body(b.to_string())
+                        .message_body(b)
                         .build()
                 })
                 .collect::<Result<_, _>>()?;
@@ -432,6 +450,51 @@ impl Local {
                 if let Some(AttributeValue::S(s)) = item.get("status") {
                     *out.entry(s.clone()).or_insert(0) += 1;
                 }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Every inbox record by id (a consistent scan of the inbox table).
+    pub async fn inbox_rows(&self) -> Result<BTreeMap<String, InboxRow>> {
+        let table = self.stack.reference("InboxTable")?.to_owned();
+        let mut out = BTreeMap::new();
+        let mut start = None;
+        let num = |item: &HashMap<String, AttributeValue>, k: &str| match item.get(k) {
+            Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
+            _ => None,
+        };
+        loop {
+            let page = self
+                .emu
+                .dynamodb
+                .scan()
+                .table_name(&table)
+                .consistent_read(true)
+                .projection_expression("id, version, #s, delivered_version, attempts")
+                .expression_attribute_names("#s", "status")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| anyhow!("Scan {table}: {}", describe(&e)))?;
+            for item in page.items() {
+                let (Some(AttributeValue::S(id)), Some(AttributeValue::S(status))) =
+                    (item.get("id"), item.get("status"))
+                else {
+                    continue;
+                };
+                out.insert(
+                    id.clone(),
+                    InboxRow {
+                        version: num(item, "version").unwrap_or(0),
+                        status: status.clone(),
+                        delivered_version: num(item, "delivered_version"),
+                        attempts: num(item, "attempts").unwrap_or(0),
+                    },
+                );
             }
             start = page.last_evaluated_key;
             if start.is_none() {

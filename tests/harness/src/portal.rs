@@ -5,6 +5,11 @@
 //! Retry-After, for the next N requests), ambiguous (creates the order, then answers 500).
 //! Every request is recorded, so duplicates can be counted.
 //!
+//! The inbox side: `POST /inbox/{entity}` takes a record delivery (`{"id", "entity", "version",
+//! "changedAt", "record"}`), honours `Idempotency-Key` the same way, applies the record as the
+//! current state of its id whatever its age (as a plain portal would), and counts what would
+//! hurt a user: the same content applied twice, and an older record overwriting a newer one.
+//!
 //! Control over HTTP for manual runs: `POST /_portal/mode` with a [`Mode`] as JSON, and
 //! `GET /_portal/stats`.
 
@@ -56,8 +61,35 @@ pub struct Stats {
     pub rejected_400: usize,
 }
 
+/// One record delivery the portal applied (a 2xx that changed its state).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordDelivery {
+    pub at_ms: u64,
+    pub id: String,
+    pub version: u64,
+    pub key: String,
+    pub changed_at: String,
+    /// Canonical JSON text of the record.
+    pub record: String,
+    /// This content had been applied to this id before.
+    pub duplicate: bool,
+    /// It replaced a record with a later change time.
+    pub stale_overwrite: bool,
+}
+
+/// The portal's current state of one record id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordState {
+    pub version: u64,
+    pub changed_at: String,
+    pub record: String,
+}
+
 struct Inner {
     mode: Mode,
+    record_keys: std::collections::HashSet<String>,
+    records: HashMap<String, RecordState>,
+    applied: Vec<RecordDelivery>,
     seen: Vec<Seen>,
     created_keys: std::collections::HashSet<String>,
     created_orders: HashMap<String, u32>,
@@ -75,6 +107,9 @@ impl Portal {
     pub async fn start(port: u16) -> anyhow::Result<Portal> {
         let inner = Arc::new(Mutex::new(Inner {
             mode: Mode::Up,
+            record_keys: Default::default(),
+            records: Default::default(),
+            applied: vec![],
             seen: vec![],
             created_keys: Default::default(),
             created_orders: Default::default(),
@@ -89,6 +124,7 @@ impl Portal {
         };
         let app = Router::new()
             .route("/orders", post(order))
+            .route("/inbox/{entity}", post(record))
             .route("/health", get(health))
             .route("/_portal/mode", post(set_mode))
             .route("/_portal/stats", get(stats))
@@ -103,6 +139,18 @@ impl Portal {
 
     pub fn orders_url(&self) -> String {
         format!("{}/orders", self.url)
+    }
+    /// Base URL of the inbox endpoints (`/inbox/{entity}`).
+    pub fn inbox_url(&self) -> String {
+        format!("{}/inbox", self.url)
+    }
+    /// Record deliveries applied, in order.
+    pub fn record_deliveries(&self) -> Vec<RecordDelivery> {
+        self.lock().applied.clone()
+    }
+    /// Current state per record id.
+    pub fn record_states(&self) -> HashMap<String, RecordState> {
+        self.lock().records.clone()
     }
     pub fn health_url(&self) -> String {
         format!("{}/health", self.url)
@@ -267,6 +315,91 @@ async fn order(State(p): State<Portal>, headers: HeaderMap, body: String) -> Res
     }
     let status = if created { then } else { StatusCode::CONFLICT };
     p.record("/orders", key, order_id, status.as_u16(), created);
+    status.into_response()
+}
+
+async fn record(
+    State(p): State<Portal>,
+    axum::extract::Path(entity): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let path = format!("/inbox/{entity}");
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let parsed: Option<Value> = serde_json::from_str(&body).ok();
+    let id = parsed
+        .as_ref()
+        .and_then(|v| v["id"].as_str())
+        .map(str::to_owned);
+    let (then, delay) = match decide(&p) {
+        Gate::Answer(status, retry_after) => {
+            p.record(&path, key, id, status.as_u16(), false);
+            let mut r = status.into_response();
+            if let Some(s) = retry_after {
+                r.headers_mut()
+                    .insert("retry-after", s.to_string().parse().expect("header"));
+            }
+            return r;
+        }
+        Gate::Process { then, delay } => (then, delay),
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    let fields = parsed.as_ref().and_then(|v| {
+        Some((
+            v["id"].as_str()?.to_owned(),
+            v["version"].as_u64()?,
+            v["changedAt"].as_str()?.to_owned(),
+            v.get("record").filter(|r| r.is_object())?,
+        ))
+    });
+    let (Some(key), Some((id, version, changed_at, rec))) = (key.clone(), fields) else {
+        p.record(&path, key, id, 400, false);
+        return (
+            StatusCode::BAD_REQUEST,
+            "a record delivery needs an Idempotency-Key, id, version, changedAt and record",
+        )
+            .into_response();
+    };
+    let record = steadfast_domain::inbox::canonical(rec);
+    let created = {
+        let mut g = p.lock();
+        if g.record_keys.contains(&key) {
+            false
+        } else {
+            g.record_keys.insert(key.clone());
+            let duplicate = g.applied.iter().any(|a| a.id == id && a.record == record);
+            let stale_overwrite = g
+                .records
+                .get(&id)
+                .is_some_and(|cur| cur.changed_at > changed_at);
+            g.applied.push(RecordDelivery {
+                at_ms: crate::now_ms(),
+                id: id.clone(),
+                version,
+                key: key.clone(),
+                changed_at: changed_at.clone(),
+                record: record.clone(),
+                duplicate,
+                stale_overwrite,
+            });
+            g.records.insert(
+                id.clone(),
+                RecordState {
+                    version,
+                    changed_at,
+                    record,
+                },
+            );
+            true
+        }
+    };
+    let status = if created { then } else { StatusCode::CONFLICT };
+    p.record(&path, Some(key), Some(id), status.as_u16(), created);
     status.into_response()
 }
 

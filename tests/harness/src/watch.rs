@@ -44,7 +44,10 @@ impl Watch {
         let dir = root.join("target/steadfast/logs");
         std::fs::create_dir_all(&dir)?;
         let env_file = dir.join(format!("{log_name}.env"));
-        let body: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let body: String = env
+            .iter()
+            .map(|(k, v)| format!("{k}={}\n", env_value(v)))
+            .collect();
         std::fs::write(&env_file, body)?;
         let log = dir.join(format!("{log_name}.log"));
         let out = std::fs::File::create(&log)?;
@@ -128,5 +131,25 @@ impl Drop for Watch {
             .arg(format!("-{pgid}"))
             .status();
         let _ = self.child.wait();
+    }
+}
+
+/// A value as the env file must hold it: plain when it is simple, otherwise single-quoted
+/// (taken literally), or double-quoted with escapes when it holds a single quote.
+fn env_value(v: &str) -> String {
+    let plain = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:,=@+%".contains(c));
+    if plain {
+        v.to_owned()
+    } else if !v.contains('\'') && !v.contains('\n') {
+        format!("'{v}'")
+    } else {
+        format!(
+            "\"{}\"",
+            v.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        )
     }
 }

@@ -31,8 +31,17 @@ enum Command {
         /// How long the event bus throttles and then is down, in seconds.
         #[arg(long, default_value_t = 12)]
         bus_outage_seconds: u64,
+        /// ERP records in the inbox's duplicate storm.
+        #[arg(long, default_value_t = 200)]
+        records: usize,
+        /// Most copies the ERP sends of one record (over its versions).
+        #[arg(long, default_value_t = 20)]
+        max_copies: usize,
+        /// How long the portal is down during the inbox scenario, in seconds.
+        #[arg(long, default_value_t = 15)]
+        portal_outage_seconds: u64,
         /// Run only these scenarios (default: all).
-        #[arg(long, value_delimiter = ',', value_parser = ["breaker", "outbox"])]
+        #[arg(long, value_delimiter = ',', value_parser = ["breaker", "outbox", "inbox"])]
         only: Vec<String>,
     },
     /// Starts a stack and keeps it running until Ctrl-C.
@@ -59,6 +68,9 @@ async fn main() -> Result<()> {
             outage_seconds,
             applications,
             bus_outage_seconds,
+            records,
+            max_copies,
+            portal_outage_seconds,
             only,
         } => {
             let wanted = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
@@ -80,6 +92,17 @@ async fn main() -> Result<()> {
                 )
                 .await?;
                 scenarios.insert("outbox".into(), outbox);
+            }
+            if wanted("inbox") {
+                let inbox = steadfast_local::demo_inbox::run(
+                    steadfast_local::demo_inbox::InboxDemoConfig {
+                        records,
+                        max_copies,
+                        outage: Duration::from_secs(portal_outage_seconds),
+                    },
+                )
+                .await?;
+                scenarios.insert("inbox".into(), inbox);
             }
             let report = serde_json::json!({
                 "generated_at_ms": steadfast_local::now_ms(),
@@ -104,6 +127,14 @@ async fn main() -> Result<()> {
             {
                 anyhow::bail!(
                     "the demo lost, duplicated or did not publish applications: see the report"
+                );
+            }
+            let i = &report["scenarios"]["inbox"];
+            if i.is_object()
+                && (i["lost"] != 0 || i["duplicates_delivered"] != 0 || i["stale_overwrites"] != 0)
+            {
+                anyhow::bail!(
+                    "the demo lost a change, delivered one twice or let an old copy win: see the report"
                 );
             }
         }
