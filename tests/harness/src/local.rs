@@ -29,6 +29,8 @@ pub struct Options {
     pub concurrency: u32,
     /// Run `rate(...)` schedules at this period instead (time compression). Default 2 s.
     pub rate_every: Option<Duration>,
+    /// Function environment on top of the template's and the local stack's.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -38,6 +40,7 @@ impl Default for Options {
             parameters: HashMap::new(),
             concurrency: 4,
             rate_every: Some(Duration::from_secs(2)),
+            env: vec![],
         }
     }
 }
@@ -173,6 +176,7 @@ impl Local {
         ] {
             env.insert(k.into(), v);
         }
+        env.extend(opts.env);
         let timeout_s = stack
             .functions
             .iter()
