@@ -11,8 +11,11 @@ if [ "$arch" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -q
   fi
 fi
 flag=$([ "$arch" = arm64 ] && echo --arm64 || echo --x86-64)
-cargo lambda build --release $flag --lambda-dir "target/lambda-$arch" \
-  --bin processor --bin close --bin open --bin backoff --bin outbox-writer --bin outbox-relay
-for f in processor close open backoff outbox-writer outbox-relay; do
-  printf '%-10s %s bytes (%s)\n' "$f" "$(stat -c %s "target/lambda-$arch/$f/bootstrap")" "$arch"
+# Every function crate under functions/ (its directory name is its binary's name).
+functions=$(cd functions && ls -d */ | tr -d / | sort)
+bins=$(for f in $functions; do printf -- '--bin %s ' "$f"; done)
+# shellcheck disable=SC2086
+cargo lambda build --release $flag --lambda-dir "target/lambda-$arch" $bins
+for f in $functions; do
+  printf '%-16s %s bytes (%s)\n' "$f" "$(stat -c %s "target/lambda-$arch/$f/bootstrap")" "$arch"
 done
