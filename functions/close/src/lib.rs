@@ -154,6 +154,10 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, I: Invoker, T: Target> Ports<G, S
             return Ok(Done::NoOp("the gate changed during the probe".into()));
         }
         info!(target_api = %probe.target, epoch = probe.epoch, attempt = probe.attempt, reason, outcome = "still_sick", "probe: target still down");
+        steadfast_aws::metrics::gate_halted_seconds(
+            &probe.target,
+            now_ms().saturating_sub(halted.halted_at_ms) / 1000,
+        );
         let event = FlowEvent::ProbeFailed {
             target: probe.target.clone(),
             epoch: probe.epoch,

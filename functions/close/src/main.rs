@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
         switch: clients.flow_switch(&env)?,
         events: clients.bus(&env)?,
         invoker: clients.invoker(&env)?,
-        target: HttpTarget::from_env(&env)?,
+        target: HttpTarget::from_env(&env, clients.target_token(&env).await?)?,
     };
     let ports = &ports;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -183,6 +183,7 @@ where
                 }
             }
         }
+        steadfast_aws::metrics::records_failed("inbox", tally.failed);
         info!(
             pipeline = "inbox",
             claimed = tally.claimed,

@@ -46,14 +46,17 @@ fn config(env: &Env) -> Result<Config, ConfigError> {
 }
 
 /// One HTTP target per entity type, from `INBOX_ENTITIES` and `INBOX_PORTAL_URL`.
-fn targets(env: &Env) -> Result<BTreeMap<String, HttpTarget>, ConfigError> {
+fn targets(env: &Env, token: Option<String>) -> Result<BTreeMap<String, HttpTarget>, ConfigError> {
     let inbox = steadfast_aws::inbox::config_from(env)?;
     let base = env.optional("INBOX_PORTAL_URL");
     let urls = inbox
         .endpoints(base.as_deref())
         .map_err(|why| env.invalid("INBOX_PORTAL_URL", base.as_deref().unwrap_or(""), why))?;
     urls.into_iter()
-        .map(|(entity, url)| Ok((entity, HttpTarget::at(env, "INBOX_ENTITIES endpoint", url)?)))
+        .map(|(entity, url)| {
+            let target = HttpTarget::at(env, "INBOX_ENTITIES endpoint", url, token.clone())?;
+            Ok((entity, target))
+        })
         .collect()
 }
 
@@ -71,7 +74,7 @@ async fn main() -> Result<(), Error> {
         gates: clients.gates(&env)?,
         events: clients.bus(&env)?,
         invoker: clients.tripper(&env)?,
-        targets: targets(&env)?,
+        targets: targets(&env, clients.target_token(&env).await?)?,
     };
     // Used only when the runtime gives no usable deadline (local Runtime API servers).
     let fallback_timeout =

@@ -62,6 +62,7 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
         let probes = request.attempt.map(|a| a + 1).unwrap_or(gate.attempt);
         let halted_for_ms = now.saturating_sub(gate.halted_at_ms);
         info!(target_api = %gate.target, epoch = gate.epoch, probes, halted_for_ms, outcome = "resumed", "flow resumed");
+        steadfast_aws::metrics::gate_halted_seconds(&gate.target, 0);
         let event = FlowEvent::FlowResumed {
             target: gate.target.clone(),
             epoch: gate.epoch,

@@ -123,6 +123,7 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
                 }
             }
         }
+        steadfast_aws::metrics::records_failed("outbox", tally.failed);
         info!(
             pipeline = "outbox",
             claimed = tally.claimed,

@@ -63,7 +63,7 @@ async fn ports(env: &Env) -> Result<Live, ConfigError> {
         },
         events: clients.bus(env)?,
         invoker: clients.invoker(env)?,
-        target: HttpTarget::from_env(env)?,
+        target: HttpTarget::from_env(env, clients.target_token(env).await?)?,
     })
 }
 

@@ -13,6 +13,7 @@ pub struct Clients {
     pub scheduler: aws_sdk_scheduler::Client,
     /// Control plane (event source mappings).
     pub lambda: aws_sdk_lambda::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
     /// Invocations of the other functions. In AWS the same endpoint as `lambda`; locally
     /// `LAMBDA_INVOKE_ENDPOINT_URL` points it at the Runtime API server that runs the real
     /// binaries, with SDK retries off (an error there must not re-run a function).
@@ -40,6 +41,7 @@ impl Clients {
             events: aws_sdk_eventbridge::Client::new(&shared),
             scheduler: aws_sdk_scheduler::Client::new(&shared),
             lambda: aws_sdk_lambda::Client::new(&shared),
+            secrets: aws_sdk_secretsmanager::Client::new(&shared),
             invoke,
             shared,
         }
@@ -112,8 +114,38 @@ impl Clients {
         ))
     }
 
+    /// The target's bearer token: the secret `TARGET_TOKEN_SECRET_ARN` names (Secrets Manager,
+    /// read once at cold start), else `TARGET_TOKEN` (local runs), else none. The token is
+    /// never logged; a secret that cannot be read fails the cold start naming the variable.
+    pub async fn target_token(&self, env: &Env) -> Result<Option<String>, ConfigError> {
+        let Some(arn) = env.optional("TARGET_TOKEN_SECRET_ARN") else {
+            return Ok(env.optional("TARGET_TOKEN"));
+        };
+        let out = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&arn)
+            .send()
+            .await
+            .map_err(|e| {
+                env.invalid(
+                    "TARGET_TOKEN_SECRET_ARN",
+                    &arn,
+                    format!("a readable secret ({})", crate::describe(&e)),
+                )
+            })?;
+        match out.secret_string.map(|t| t.trim().to_owned()) {
+            Some(t) if !t.is_empty() => Ok(Some(t)),
+            _ => Err(env.invalid(
+                "TARGET_TOKEN_SECRET_ARN",
+                &arn,
+                "a secret whose value is a non-empty text",
+            )),
+        }
+    }
+
     /// `TIMERS_QUEUE_URL`, `TIMERS_QUEUE_ARN`, `SCHEDULER_ROLE_ARN`, `SCHEDULE_GROUP` (default
-    /// `default`).
+    /// `default`), `SCHEDULE_DLQ_ARN` (optional).
     pub fn timers(&self, env: &Env) -> Result<QueueAndScheduleTimers, ConfigError> {
         Ok(QueueAndScheduleTimers {
             sqs: self.sqs.clone(),
@@ -124,6 +156,7 @@ impl Clients {
             group: env
                 .optional("SCHEDULE_GROUP")
                 .unwrap_or_else(|| "default".into()),
+            dead_letter_arn: env.optional("SCHEDULE_DLQ_ARN"),
         })
     }
 }

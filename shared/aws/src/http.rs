@@ -19,22 +19,27 @@ pub struct HttpTarget {
 
 impl HttpTarget {
     /// From `TARGET_URL` (https unless `ALLOW_INSECURE_HTTP=true`), `PROBE_URL` (default:
-    /// `TARGET_URL`), `TARGET_TIMEOUT_SECONDS` (default 10) and an optional bearer token
-    /// `TARGET_TOKEN` (resolved from a secret reference by the deployment, never logged).
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    /// `TARGET_URL`), `TARGET_TIMEOUT_SECONDS` (default 10), and the bearer token
+    /// [`crate::Clients::target_token`] found (never logged).
+    pub fn from_env(env: &Env, token: Option<String>) -> Result<Self, ConfigError> {
         let url = env.target_url("TARGET_URL")?;
         let probe_url = match env.optional("PROBE_URL") {
             Some(_) => env.target_url("PROBE_URL")?,
             None => url.clone(),
         };
-        Self::build(env, "TARGET_URL", url, probe_url)
+        Self::build(env, "TARGET_URL", url, probe_url, token)
     }
 
     /// A target at `url` (checked like `TARGET_URL`; `setting` names where it came from), with
     /// the same timeout and token settings; its probe is a GET of `url`.
-    pub fn at(env: &Env, setting: &str, url: String) -> Result<Self, ConfigError> {
+    pub fn at(
+        env: &Env,
+        setting: &str,
+        url: String,
+        token: Option<String>,
+    ) -> Result<Self, ConfigError> {
         let url = env.secure_url(setting, url)?;
-        Self::build(env, setting, url.clone(), url)
+        Self::build(env, setting, url.clone(), url, token)
     }
 
     fn build(
@@ -42,6 +47,7 @@ impl HttpTarget {
         setting: &str,
         url: String,
         probe_url: String,
+        token: Option<String>,
     ) -> Result<Self, ConfigError> {
         let timeout = env.seconds("TARGET_TIMEOUT_SECONDS", Duration::from_secs(10))?;
         let client = reqwest::Client::builder()
@@ -60,7 +66,7 @@ impl HttpTarget {
             client,
             url,
             probe_url,
-            bearer: env.optional("TARGET_TOKEN"),
+            bearer: token,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod inbox;
 pub mod invoke;
 pub mod ledger;
 pub mod logging;
+pub mod metrics;
 pub mod outbox;
 pub mod parking;
 pub mod switch;

@@ -19,6 +19,8 @@ pub struct QueueAndScheduleTimers {
     pub scheduler_role_arn: String,
     /// Schedule group. Default `default`.
     pub group: String,
+    /// Where the Scheduler puts a timer it could not deliver. `SCHEDULE_DLQ_ARN`, optional.
+    pub dead_letter_arn: Option<String>,
 }
 
 /// `at(yyyy-mm-ddThh:mm:ss)` in UTC, rounded up to the next whole second.
@@ -50,10 +52,18 @@ impl Timers for QueueAndScheduleTimers {
                     })?;
             }
             TimerRoute::Schedule { fire_at_ms } => {
-                let target = Target::builder()
+                let mut target = Target::builder()
                     .arn(&self.queue_arn)
                     .role_arn(&self.scheduler_role_arn)
-                    .input(body)
+                    .input(body);
+                if let Some(dlq) = &self.dead_letter_arn {
+                    target = target.dead_letter_config(
+                        aws_sdk_scheduler::types::DeadLetterConfig::builder()
+                            .arn(dlq)
+                            .build(),
+                    );
+                }
+                let target = target
                     .build()
                     .map_err(|e| PortError::new("build schedule target", e))?;
                 let window = FlexibleTimeWindow::builder()

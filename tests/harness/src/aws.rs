@@ -29,6 +29,7 @@ pub struct Emulator {
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
     pub streams: aws_sdk_dynamodbstreams::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl Emulator {
@@ -49,6 +50,7 @@ impl Emulator {
             lambda: aws_sdk_lambda::Client::new(&conf),
             iam: aws_sdk_iam::Client::new(&conf),
             streams: aws_sdk_dynamodbstreams::Client::new(&conf),
+            secrets: aws_sdk_secretsmanager::Client::new(&conf),
         }
     }
 

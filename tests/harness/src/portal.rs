@@ -87,6 +87,8 @@ pub struct RecordState {
 
 struct Inner {
     mode: Mode,
+    /// When set, a request without `Authorization: Bearer <token>` is answered 401.
+    token: Option<String>,
     record_keys: std::collections::HashSet<String>,
     records: HashMap<String, RecordState>,
     applied: Vec<RecordDelivery>,
@@ -107,6 +109,7 @@ impl Portal {
     pub async fn start(port: u16) -> anyhow::Result<Portal> {
         let inner = Arc::new(Mutex::new(Inner {
             mode: Mode::Up,
+            token: None,
             record_keys: Default::default(),
             records: Default::default(),
             applied: vec![],
@@ -157,6 +160,20 @@ impl Portal {
     }
     pub fn set(&self, mode: Mode) {
         self.lock().mode = mode;
+    }
+    /// Requires `Authorization: Bearer <token>` on deliveries from now on.
+    pub fn require_token(&self, token: &str) {
+        self.lock().token = Some(token.to_owned());
+    }
+    /// `false` when a token is required and `headers` do not carry it.
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(want) = self.lock().token.clone() else {
+            return true;
+        };
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == format!("Bearer {want}"))
     }
     pub fn mode(&self) -> Mode {
         self.lock().mode.clone()
@@ -264,6 +281,10 @@ async fn order(State(p): State<Portal>, headers: HeaderMap, body: String) -> Res
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if !p.authorized(&headers) {
+        p.record("/orders", key, None, 401, false);
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
     let parsed: Option<Value> = serde_json::from_str(&body).ok();
     let order_id = parsed.as_ref().and_then(|v| v.get("orderId")).map(|v| {
         v.as_str()
@@ -329,6 +350,10 @@ async fn record(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if !p.authorized(&headers) {
+        p.record(&path, key, None, 401, false);
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
     let parsed: Option<Value> = serde_json::from_str(&body).ok();
     let id = parsed
         .as_ref()

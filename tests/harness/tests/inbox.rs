@@ -324,3 +324,35 @@ async fn a_down_portal_halts_the_inbox_through_the_shared_gate_and_it_resumes_by
     l.down().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_portal_token_is_read_from_a_secret_by_reference() -> Result<()> {
+    init();
+    // GIVEN the portal's token in Secrets Manager, and only its ARN in the functions' settings
+    let endpoint = steadfast_local::aws::Emulator::endpoint_from_env();
+    let emu = steadfast_local::aws::Emulator::connect(&endpoint).await;
+    let token = format!("tok-{:016x}", rand::random::<u64>());
+    let secret = emu
+        .secrets
+        .create_secret()
+        .name(format!("steadfast-test-{:08x}", rand::random::<u32>()))
+        .secret_string(&token)
+        .send()
+        .await?;
+    let arn = secret.arn.expect("secret ARN");
+    let l = up_with(&[], &[("TARGET_TOKEN_SECRET_ARN", arn.as_str())]).await?;
+    l.portal.require_token(&token);
+    // WHEN a record arrives
+    let body = json!({"entity": "product", "sku": "P-SECRET", "title": "Lamp",
+                      "changedAt": "2026-11-28T09:00:00Z"});
+    l.send_text_to("ErpRecordsQueue", &[body.to_string()])
+        .await?;
+    // THEN it is delivered with the token (the portal answers 401 without it)
+    l.wait_for("P-SECRET delivered", Duration::from_secs(60), || async {
+        Ok(l.portal.record_states().contains_key("product/P-SECRET"))
+    })
+    .await?;
+    assert!(l.portal.seen().iter().all(|r| r.status != 401));
+    l.down().await;
+    Ok(())
+}
