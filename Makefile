@@ -3,7 +3,7 @@
 #   make test   unit, integration and end-to-end tests against the emulator (EMULATOR=localstack|moto)
 #   make stack  the local stack, left running for manual use
 #   make build  release Lambda artifacts (arm64, x86-64 fallback)
-#   make lint   fmt, clippy -D warnings, cfn-lint on the template
+#   make lint   fmt, clippy -D warnings; cfn-lint, sam validate --lint and checkov on the template
 #   make deploy sam build + sam deploy to a real AWS account (not run here)
 
 SHELL := /bin/bash
@@ -25,7 +25,7 @@ bins:
 
 test: tools bins
 	cargo test --workspace --lib --bins
-	infra/local/with-emulator.sh cargo test --workspace --test '*' -- --test-threads=$${TEST_THREADS:-3}
+	infra/local/with-emulator.sh infra/local/e2e.sh
 
 demo: tools bins
 	@mkdir -p target/steadfast
@@ -42,10 +42,15 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	.tools/lint-venv/bin/cfn-lint infra/template.yaml
+	SAM_CLI_TELEMETRY=0 .tools/sam-venv/bin/sam validate --lint -t infra/template.yaml --region us-east-1
+	.tools/checkov-venv/bin/checkov --quiet --compact -f infra/template.yaml --framework cloudformation
 
-deploy:
-	@command -v sam >/dev/null || { echo "install the AWS SAM CLI first (pip install aws-sam-cli)"; exit 2; }
-	cd infra && sam build --beta-features && sam deploy --guided
+# The SAM CLI from .tools (make lint installs it), else from PATH.
+SAM := $(if $(wildcard $(CURDIR)/.tools/sam-venv/bin/sam),$(CURDIR)/.tools/sam-venv/bin/sam,sam)
+
+deploy: tools
+	@command -v $(SAM) >/dev/null || { echo "install the AWS SAM CLI first (make lint installs it into .tools)"; exit 2; }
+	cd infra && SAM_CLI_TELEMETRY=0 $(SAM) build --beta-features && SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
 
 clean:
 	cargo clean

@@ -40,6 +40,17 @@ for part in "${parts[@]}"; do
         echo "==> installing cfn-lint into .tools/lint-venv"
         python3 -m venv "$T/lint-venv"
         "$T/lint-venv/bin/pip" install -q 'cfn-lint==1.58.*'
+      fi
+      # Separate venvs: the SAM CLI and checkov pin their own versions of shared libraries.
+      if [ ! -x "$T/sam-venv/bin/sam" ]; then
+        echo "==> installing the AWS SAM CLI into .tools/sam-venv (about a minute)"
+        python3 -m venv "$T/sam-venv"
+        "$T/sam-venv/bin/pip" install -q 'aws-sam-cli==1.*'
+      fi
+      if [ ! -x "$T/checkov-venv/bin/checkov" ]; then
+        echo "==> installing checkov into .tools/checkov-venv (about two minutes)"
+        python3 -m venv "$T/checkov-venv"
+        "$T/checkov-venv/bin/pip" install -q 'checkov==3.*'
       fi ;;
     localstack)
       if [ ! -f "$T/localstack-venv/.installed" ]; then

@@ -517,20 +517,37 @@ impl Local {
             .collect())
     }
 
-    /// Waits until a queue holds no message: none visible, in flight or delayed.
+    /// Waits until a queue holds no message: none visible, in flight or delayed. Polls once a
+    /// second: an emulator counts a queue's messages one by one for every such call.
     pub async fn wait_drained(&self, logical: &str, limit: Duration) -> Result<Duration> {
-        self.wait_for(&format!("{logical} empty"), limit, || async {
-            let (v, f, d) = self.depth(logical).await?;
-            Ok(v + f + d == 0)
-        })
+        self.wait_for_every(
+            &format!("{logical} empty"),
+            limit,
+            Duration::from_secs(1),
+            || async {
+                let (v, f, d) = self.depth(logical).await?;
+                Ok(v + f + d == 0)
+            },
+        )
         .await
     }
 
     /// Waits until `check` holds, polling every 200 ms; fails with `what` after `limit`.
-    pub async fn wait_for<F, Fut>(
+    pub async fn wait_for<F, Fut>(&self, what: &str, limit: Duration, check: F) -> Result<Duration>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
+        self.wait_for_every(what, limit, Duration::from_millis(200), check)
+            .await
+    }
+
+    /// Waits until `check` holds, polling every `every`; fails with `what` after `limit`.
+    pub async fn wait_for_every<F, Fut>(
         &self,
         what: &str,
         limit: Duration,
+        every: Duration,
         mut check: F,
     ) -> Result<Duration>
     where
@@ -548,7 +565,7 @@ impl Local {
                     self.watch.log.display()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(every).await;
         }
     }
 }

@@ -30,10 +30,19 @@ use serde_json::Value;
 pub enum Mode {
     Up,
     Down,
-    Flaky { percent: u8 },
-    Slow { delay_ms: u64 },
-    TooMany { retry_after_s: u64, count: u32 },
+    Flaky {
+        percent: u8,
+    },
+    Slow {
+        delay_ms: u64,
+    },
+    TooMany {
+        retry_after_s: u64,
+        count: u32,
+    },
     Ambiguous,
+    /// Takes requests and holds them, unanswered, until the mode changes; then processes them.
+    Hold,
 }
 
 /// One request as the portal saw it.
@@ -273,6 +282,17 @@ fn decide(p: &Portal) -> Gate {
             then: StatusCode::INTERNAL_SERVER_ERROR,
             delay: None,
         },
+        Mode::Hold => Gate::Process {
+            then: StatusCode::CREATED,
+            delay: None,
+        },
+    }
+}
+
+/// While the portal is in [`Mode::Hold`], waits.
+async fn held(p: &Portal) {
+    while p.mode() == Mode::Hold {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -371,6 +391,7 @@ async fn record(
         }
         Gate::Process { then, delay } => (then, delay),
     };
+    held(&p).await;
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }

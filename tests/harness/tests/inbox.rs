@@ -156,16 +156,21 @@ async fn a_duplicate_storm_becomes_exactly_one_delivery_per_change_and_late_copi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_update_arriving_while_its_record_is_in_progress_is_delivered_next() -> Result<()> {
-    // The portal answers slowly but within the client's timeout: version 1 does get through.
-    let l = up_with(&[], &[("TARGET_TIMEOUT_SECONDS", "20")]).await?;
+    // The portal holds version 1's delivery (within the client's timeout and the claim's lease)
+    // until version 2 is stored.
+    let l = up_with(
+        &[("InboxLeaseSeconds", "90")],
+        &[("TARGET_TIMEOUT_SECONDS", "60")],
+    )
+    .await?;
     let mut rng = rand::rng();
     let v1 = json!({"entity": "customer", "customerNo": "C-77", "name": "Ada",
                     "changedAt": "2026-11-28T10:00:00.000Z"});
     let mut v2 = v1.clone();
     v2["name"] = json!("Ada Lovelace");
     v2["changedAt"] = json!("2026-11-28T10:05:00.000Z");
-    // GIVEN a slow portal, and version 1 being delivered
-    l.portal.set(Mode::Slow { delay_ms: 8000 });
+    // GIVEN version 1 being delivered, its answer held by the portal
+    l.portal.set(Mode::Hold);
     l.send_text_to("ErpRecordsQueue", &[noisy_copy(&v1, &mut rng)])
         .await?;
     l.wait_for("C-77 in progress", Duration::from_secs(60), || async {
@@ -178,7 +183,7 @@ async fn an_update_arriving_while_its_record_is_in_progress_is_delivered_next() 
     // WHEN version 2 arrives meanwhile
     l.send_text_to("ErpRecordsQueue", &[noisy_copy(&v2, &mut rng)])
         .await?;
-    l.wait_for("version 2 stored", Duration::from_secs(30), || async {
+    l.wait_for("version 2 stored", Duration::from_secs(45), || async {
         Ok(l.inbox_rows()
             .await?
             .get("customer/C-77")
@@ -189,6 +194,10 @@ async fn an_update_arriving_while_its_record_is_in_progress_is_delivered_next() 
     assert_eq!(
         row.status, "InProgress",
         "a change keeps a claimed record InProgress"
+    );
+    assert!(
+        l.portal.record_deliveries().is_empty(),
+        "version 1 is still held"
     );
     l.portal.set(Mode::Up);
     // THEN version 1 completes, and version 2 is delivered next, not lost
