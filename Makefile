@@ -45,12 +45,10 @@ lint:
 	SAM_CLI_TELEMETRY=0 .tools/sam-venv/bin/sam validate --lint -t infra/template.yaml --region us-east-1
 	.tools/checkov-venv/bin/checkov --quiet --compact -f infra/template.yaml --framework cloudformation
 
-# The SAM CLI from .tools (make lint installs it), else from PATH.
-SAM := $(if $(wildcard $(CURDIR)/.tools/sam-venv/bin/sam),$(CURDIR)/.tools/sam-venv/bin/sam,sam)
-
-deploy: tools
-	@command -v $(SAM) >/dev/null || { echo "install the AWS SAM CLI first (make lint installs it into .tools)"; exit 2; }
-	cd infra && SAM_CLI_TELEMETRY=0 $(SAM) build --beta-features && SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
+# The SAM CLI and cargo-lambda from .tools (installed here if missing).
+deploy:
+	@infra/local/install-tools.sh lambda lint
+	cd infra && SAM_CLI_TELEMETRY=0 ../.tools/sam-venv/bin/sam build --beta-features && SAM_CLI_TELEMETRY=0 ../.tools/sam-venv/bin/sam deploy --guided
 
 clean:
 	cargo clean

@@ -177,7 +177,7 @@ def main():
             check(int(p.get("maxReceiveCount", 0)) == count, f"{q}: maxReceiveCount {count}")
 
     # ---- functions, their settings, roles and mappings ----
-    lam, iam = client("lambda"), client("iam")
+    lam, iam, logs = client("lambda"), client("iam"), client("logs")
     fn_names = {}
     for logical, r in resources.items():
         if r["ResourceType"] == "AWS::Lambda::Function":
@@ -198,6 +198,14 @@ def main():
             if k.endswith("_QUEUE_URL"):
                 check(v in queue_urls, f"{fname}: {k} is a queue of the stack")
         check("TARGET_TOKEN" not in env, f"{fname}: no plaintext token in its settings")
+        groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{fname}")["logGroups"]
+        group = next((g for g in groups if g["logGroupName"] == f"/aws/lambda/{fname}"), None)
+        # LocalStack creates the group but does not apply its retention from CloudFormation:
+        # then the deployed template must declare it.
+        declared = (processed.get("Resources", {}).get(logical.replace("Function", "LogGroup"), {})
+                    .get("Properties", {}).get("RetentionInDays"))
+        check(group is not None and bool(group.get("retentionInDays") or declared),
+              f"{fname}: its own log group, with a retention")
         roles.add(c["Role"])
     check(len(roles) == len(fn_names), f"one role per function ({len(roles)} roles)")
     for role_arn in roles:
@@ -217,13 +225,13 @@ def main():
                     only_list = all(x in ("lambda:ListEventSourceMappings",) for x in (a if isinstance(a, list) else [a]))
                     check(only_list, f"{role}: '*' resource only where AWS allows no other ({a})")
         check(actions and all("*" not in x for x in actions), f"{role}: no wildcard actions")
+        attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+        check(not attached, f"{role}: no managed policies (their resources are '*'): {attached}")
 
-    mappings = lam.list_event_source_mappings()["EventSourceMappings"]
-    by_fn = {}
-    for m in mappings:
-        by_fn.setdefault(m["FunctionArn"].rsplit(":", 1)[-1], []).append(m)
     def mapping_of(fn_suffix):
-        return by_fn.get(f"{name}-{fn_suffix}", [])
+        pages = lam.get_paginator("list_event_source_mappings").paginate(
+            FunctionName=f"{name}-{fn_suffix}")
+        return [m for page in pages for m in page["EventSourceMappings"]]
     for fn, queue, size in [("processor", "OrdersQueue", 10), ("close", "TimersQueue", 1),
                             ("outbox-writer", "ApplicationsQueue", 10), ("inbox-receiver", "ErpRecordsQueue", 10)]:
         ms = mapping_of(fn)
@@ -259,7 +267,8 @@ def main():
                 "OutboxTableName", "GateTableName", "EventBusName", "AlarmTopicArn"]:
         check(bool(outputs.get(key)), f"output {key}")
 
-    cfn.delete_stack(StackName=name)
+    if os.environ.get("KEEP_STACK") != "1":
+        cfn.delete_stack(StackName=name)
     print(f"\n{len(failures)} failed check(s)" if failures else "\nall checks passed")
     return 1 if failures else 0
 
