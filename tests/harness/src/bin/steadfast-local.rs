@@ -154,6 +154,12 @@ async fn main() -> Result<()> {
             println!("  fake portal    {}  (POST /_portal/mode {{\"mode\":\"down\"}}, GET /_portal/stats)", l.portal.url);
             println!("  orders queue   {}", l.queue_url("OrdersQueue")?);
             println!("  parking queue  {}", l.queue_url("ParkingQueue")?);
+            println!("  applications   {}", l.queue_url("ApplicationsQueue")?);
+            println!(
+                "  erp-records    {}  (inbox; deliveries at {}/{{entity}})",
+                l.queue_url("ErpRecordsQueue")?,
+                l.portal.inbox_url()
+            );
             println!("\nSend orders from another terminal:");
             println!("  cargo run -q -p steadfast-local --bin steadfast-local -- send --queue-url {} --count 10", l.queue_url("OrdersQueue")?);
             println!("Take the portal down:\n  curl -s -XPOST {}/_portal/mode -H 'content-type: application/json' -d '{{\"mode\":\"down\"}}'", l.portal.url);
