@@ -107,6 +107,16 @@ pub struct Tally {
     pub errors: u32,
 }
 
+/// What the deliveries of one run share.
+#[derive(Default)]
+struct Run {
+    /// This run asked `close` to halt the flow: nothing more is attempted.
+    stop: AtomicBool,
+    /// One delivery is retrying a transient failure. The others do not retry meanwhile (nor
+    /// start), so a sick portal sees one retrying caller per run, not one per record in flight.
+    canary: AtomicBool,
+}
+
 /// One record's end in this run.
 #[derive(Debug, Default)]
 struct One {
@@ -146,10 +156,10 @@ where
                 return tally;
             }
         }
-        let stop = AtomicBool::new(false);
+        let run = Run::default();
         match trigger {
             Trigger::Changed(ids) => {
-                self.claim_and_deliver(cfg, &ids, &now, token, deadline, &stop, &mut tally)
+                self.claim_and_deliver(cfg, &ids, &now, token, deadline, &run, &mut tally)
                     .await;
             }
             Trigger::Sweep => {
@@ -158,7 +168,8 @@ where
                 let page = 100usize.min(cfg.sweep_limit.max(1));
                 'shards: for shard in 0..cfg.shards {
                     loop {
-                        if stop.load(Ordering::SeqCst) || tally.claimed as usize >= cfg.sweep_limit
+                        if run.stop.load(Ordering::SeqCst)
+                            || tally.claimed as usize >= cfg.sweep_limit
                         {
                             break 'shards;
                         }
@@ -174,7 +185,7 @@ where
                             break;
                         }
                         let before = tally.claimed;
-                        self.claim_and_deliver(cfg, &ids, &now, token, deadline, &stop, &mut tally)
+                        self.claim_and_deliver(cfg, &ids, &now, token, deadline, &run, &mut tally)
                             .await;
                         if tally.claimed == before || ids.len() < page {
                             break;
@@ -208,7 +219,7 @@ where
         now: &impl Fn() -> u64,
         token: &str,
         deadline: Instant,
-        stop: &AtomicBool,
+        run: &Run,
         tally: &mut Tally,
     ) {
         let claims = join_all(ids.iter().map(|id| async move {
@@ -235,7 +246,7 @@ where
         tally.claimed += held.len() as u32;
         let ends: Vec<(InboxClaimed, One)> = stream::iter(held)
             .map(|c| async move {
-                let one = self.deliver(cfg, &c, now, deadline, stop).await;
+                let one = self.deliver(cfg, &c, now, deadline, run).await;
                 (c, one)
             })
             .buffer_unordered(cfg.concurrency.max(1))
@@ -269,7 +280,7 @@ where
                 },
             }
         }
-        if stop.load(Ordering::SeqCst) {
+        if run.stop.load(Ordering::SeqCst) {
             tally.tripped = true;
         }
     }
@@ -281,16 +292,19 @@ where
         c: &InboxClaimed,
         now: &impl Fn() -> u64,
         deadline: Instant,
-        stop: &AtomicBool,
+        run: &Run,
     ) -> One {
         let mut one = One::default();
         let key = c.idempotency_key();
+        let later = |now_ms: u64| now_ms.saturating_add(cfg.policy.retry.base.as_millis() as u64);
         let how = 'decide: {
             if let Some(reason) = cfg.policy.give_up(c) {
                 break 'decide self.refused(cfg, c, reason).await;
             }
-            if stop.load(Ordering::SeqCst) {
-                break 'decide InboxSettle::Release { now_ms: now() };
+            if run.stop.load(Ordering::SeqCst) || run.canary.load(Ordering::SeqCst) {
+                break 'decide InboxSettle::Release {
+                    due_at_ms: later(now()),
+                };
             }
             let Some(target) = self.targets.get(&c.entity) else {
                 let reason = format!("entity type `{}` has no configured endpoint", c.entity);
@@ -301,50 +315,60 @@ where
                 Err(reason) => break 'decide self.refused(cfg, c, reason).await,
             };
             let mut attempt = 0u32;
-            loop {
+            let mut canary = false;
+            let how = loop {
                 attempt += 1;
                 one.api_calls += 1;
                 let outcome = target.deliver(&key, &body).await;
                 if let Outcome::Delivered { status } = outcome {
                     let lag_ms = now().saturating_sub(c.changed_at_ms);
                     info!(pipeline = "inbox", id = %c.id, version = c.version, status, attempt, lag_ms, outcome = "delivered");
-                    break 'decide InboxSettle::Delivered { at_ms: now() };
+                    break InboxSettle::Delivered { at_ms: now() };
                 }
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 match cfg
                     .retry
                     .decide(attempt, &outcome, remaining, rand::random::<f64>())
                 {
-                    RetryDecision::Wait(pause) if !stop.load(Ordering::SeqCst) => {
-                        info!(pipeline = "inbox", id = %c.id, version = c.version, attempt, reason = %outcome.reason(), pause_ms = pause.as_millis() as u64, outcome = "retrying");
-                        tokio::time::sleep(pause).await;
-                    }
-                    RetryDecision::Wait(_) => {
+                    RetryDecision::Wait(_) if run.stop.load(Ordering::SeqCst) => {
                         // Another delivery halted the flow meanwhile: stop here.
-                        break 'decide cfg.policy.after_failure(
+                        break cfg.policy.after_failure(
                             c,
                             &outcome.reason(),
                             now(),
                             rand::random::<f64>(),
                         );
                     }
-                    RetryDecision::Park(reason) => {
-                        break 'decide self.refused(cfg, c, reason).await
+                    RetryDecision::Wait(_)
+                        if !canary && run.canary.swap(true, Ordering::SeqCst) =>
+                    {
+                        // Another delivery is already retrying: leave the portal to it.
+                        info!(pipeline = "inbox", id = %c.id, version = c.version, reason = %outcome.reason(), outcome = "held_back");
+                        break InboxSettle::Release {
+                            due_at_ms: later(now()),
+                        };
                     }
+                    RetryDecision::Wait(pause) => {
+                        canary = true;
+                        info!(pipeline = "inbox", id = %c.id, version = c.version, attempt, reason = %outcome.reason(), pause_ms = pause.as_millis() as u64, outcome = "retrying");
+                        tokio::time::sleep(pause).await;
+                    }
+                    RetryDecision::Park(reason) => break self.refused(cfg, c, reason).await,
                     RetryDecision::GiveUp { reason, exhausted } => {
-                        if exhausted && !stop.swap(true, Ordering::SeqCst) {
+                        if exhausted && !run.stop.swap(true, Ordering::SeqCst) {
                             self.trip(cfg, c, attempt, &reason).await;
                         }
                         warn!(pipeline = "inbox", id = %c.id, version = c.version, attempt, reason, exhausted, outcome = "retry_later");
-                        break 'decide cfg.policy.after_failure(
-                            c,
-                            &reason,
-                            now(),
-                            rand::random::<f64>(),
-                        );
+                        break cfg
+                            .policy
+                            .after_failure(c, &reason, now(), rand::random::<f64>());
                     }
                 }
+            };
+            if canary {
+                run.canary.store(false, Ordering::SeqCst);
             }
+            how
         };
         let result = self.store.settle(c, &how).await.map_err(|e| e.to_string());
         one.settled = Some((how, result));
@@ -544,6 +568,29 @@ mod tests {
         for no in 0..4 {
             let r = p.store.get(&format!("customer/{no}")).unwrap();
             assert_eq!(r.current.status, InboxStatus::ToBeProcessed);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sick_portal_sees_one_retrying_caller_per_run() {
+        let mut c = cfg();
+        c.concurrency = 4;
+        c.retry.max_attempts = 3;
+        let p = ports(ScriptedTarget::always(Outcome::Transient(
+            "HTTP 503".into(),
+        )));
+        for no in 0..6 {
+            put(&p, no, "A", "2026-01-01T00:00:00Z").await;
+        }
+        let t = p.run(&c, Trigger::Sweep, || 10, "t", later()).await;
+        // at most one first attempt per delivery slot, then only the canary retries
+        assert!(t.api_calls <= 4 + 2, "{t:?}");
+        assert!(t.tripped);
+        assert_eq!(p.invoker.all().len(), 1);
+        assert_eq!(t.retried + t.released, t.claimed);
+        for no in 0..6 {
+            let r = p.store.get(&format!("customer/{no}")).unwrap();
+            assert_eq!(r.current.status, InboxStatus::ToBeProcessed, "nothing lost");
         }
     }
 

@@ -297,12 +297,12 @@ impl InboxStore for DynamoInbox {
                 .expression_attribute_values(":err", s(truncate(error)))
                 .send()
                 .await,
-            InboxSettle::Release { now_ms } => self
+            InboxSettle::Release { due_at_ms } => self
                 .claimed_only(c)
                 .condition_expression(CLAIM_HELD)
                 .update_expression("SET #status = :st, due_at = :due, attempts = attempts - :one REMOVE claim")
                 .expression_attribute_values(":st", s(InboxStatus::ToBeProcessed.as_str()))
-                .expression_attribute_values(":due", n(now_ms))
+                .expression_attribute_values(":due", n(due_at_ms))
                 .expression_attribute_values(":one", n(1))
                 .send()
                 .await,

@@ -543,9 +543,9 @@ impl InboxStore for MemInbox {
                 r.due_at_ms = Some(*due_at_ms);
                 r.last_error = Some(error.clone());
             }
-            InboxSettle::Release { now_ms } => {
+            InboxSettle::Release { due_at_ms } => {
                 r.current.status = InboxStatus::ToBeProcessed;
-                r.due_at_ms = Some(*now_ms);
+                r.due_at_ms = Some(*due_at_ms);
                 r.attempts = r.attempts.saturating_sub(1);
             }
             InboxSettle::Failed { error } => {

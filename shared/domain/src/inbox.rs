@@ -527,8 +527,9 @@ pub enum InboxSettle {
     Delivered { at_ms: u64 },
     /// Not delivered this time; due again at `due_at_ms`.
     Retry { due_at_ms: u64, error: String },
-    /// Never attempted (the run stopped first): due now, this claim not counted.
-    Release { now_ms: u64 },
+    /// Not attempted here (the run stopped, or another delivery is retrying): due again at
+    /// `due_at_ms`, this claim not counted.
+    Release { due_at_ms: u64 },
     /// Refused for good (4xx) or claimed too often: `Failed`, until a newer version arrives.
     Failed { error: String },
 }
