@@ -9,46 +9,16 @@
 //! `processed_at_ms`; `last_error` after a failed claim. Records are kept: the stored hash and
 //! timestamp are what tells a late copy from a change.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use steadfast_domain::inbox::{Current, InboxClaimed, InboxSettle, InboxStatus, Settled};
 use steadfast_domain::ports::{InboxStore, InboxWrite, PortError, PortResult};
 
 use crate::describe;
-
-/// Name of the sparse, sharded index of pending records.
-pub const DUE_INDEX: &str = "due";
+use crate::items::{due_ids, n, number, put_refused, s, text, truncate, update_refused};
 
 /// `INBOX_SHARDS` (1–100, default 4): the due index's shards. Receiver and processor agree.
 pub fn shards_from(env: &crate::Env) -> Result<u32, crate::ConfigError> {
     Ok(env.whole_in("INBOX_SHARDS", 4, 1, 100)? as u32)
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-fn text(item: &HashMap<String, AttributeValue>, k: &str) -> String {
-    match item.get(k) {
-        Some(AttributeValue::S(v)) | Some(AttributeValue::N(v)) => v.clone(),
-        _ => String::new(),
-    }
-}
-fn number(item: &HashMap<String, AttributeValue>, k: &str) -> u64 {
-    text(item, k).parse().unwrap_or(0)
-}
-
-fn update_refused<R>(e: &SdkError<UpdateItemError, R>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if matches!(se.err(), UpdateItemError::ConditionalCheckFailedException(_)))
-}
-fn put_refused<R>(e: &SdkError<PutItemError, R>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)))
 }
 
 pub struct DynamoInbox {
@@ -185,26 +155,7 @@ impl InboxStore for DynamoInbox {
     }
 
     async fn due(&self, shard: u32, now_ms: u64, limit: usize) -> PortResult<Vec<String>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
-            .key_condition_expression("due_shard = :s AND due_at <= :now")
-            .expression_attribute_values(":s", s(shard.to_string()))
-            .expression_attribute_values(":now", n(now_ms))
-            .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(|e| {
-                PortError::new(format!("Query {} shard {shard}", self.table), describe(&e))
-            })?;
-        Ok(out
-            .items()
-            .iter()
-            .map(|i| text(i, "id"))
-            .filter(|id| !id.is_empty())
-            .collect())
+        due_ids(&self.client, &self.table, shard, now_ms, limit).await
     }
 
     async fn claim(
@@ -322,10 +273,6 @@ impl InboxStore for DynamoInbox {
             Err(e) => Err(PortError::new(op(), describe(&e))),
         }
     }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(1000).collect()
 }
 
 /// The entity configuration, checked at cold start: `INBOX_ENTITIES` (JSON, see

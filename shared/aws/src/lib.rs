@@ -8,6 +8,7 @@ pub mod gates;
 pub mod http;
 pub mod inbox;
 pub mod invoke;
+pub mod items;
 pub mod ledger;
 pub mod logging;
 pub mod metrics;

@@ -6,32 +6,20 @@
 //! keys of the sparse index `due`; while claimed `claim` (token); then `published_at_ms` and
 //! `expires_at` (TTL, s) or `failed_at_ms`; `last_error` after a failed attempt.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use serde_json::Value;
 use steadfast_domain::outbox::{Claimed, NewRecord, OutboxStatus, Settle};
 use steadfast_domain::ports::{ApplicationStore, OutboxStore, PortError, PortResult, Stored};
 
 use crate::describe;
-
-/// Name of the sparse, sharded index of pending records.
-pub const DUE_INDEX: &str = "due";
+use crate::items::{due_ids, n, s, text, truncate, update_refused};
 
 /// `OUTBOX_SHARDS` (1–100, default 8): the due index's shards. The writer and the relay must
 /// agree, so both read it here.
 pub fn shards_from(env: &crate::Env) -> Result<u32, crate::ConfigError> {
     Ok(env.whole_in("OUTBOX_SHARDS", 8, 1, 100)? as u32)
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 pub struct DynamoApplications {
@@ -114,40 +102,9 @@ pub struct DynamoOutbox {
     pub table: String,
 }
 
-fn get_s(item: &HashMap<String, AttributeValue>, k: &str) -> String {
-    match item.get(k) {
-        Some(AttributeValue::S(v)) => v.clone(),
-        Some(AttributeValue::N(v)) => v.clone(),
-        _ => String::new(),
-    }
-}
-
-fn conditional_failed<R>(e: &SdkError<UpdateItemError, R>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if matches!(se.err(), UpdateItemError::ConditionalCheckFailedException(_)))
-}
-
 impl OutboxStore for DynamoOutbox {
     async fn due(&self, shard: u32, now_ms: u64, limit: usize) -> PortResult<Vec<String>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
-            .key_condition_expression("due_shard = :s AND due_at <= :now")
-            .expression_attribute_values(":s", s(shard.to_string()))
-            .expression_attribute_values(":now", n(now_ms))
-            .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(|e| {
-                PortError::new(format!("Query {} shard {shard}", self.table), describe(&e))
-            })?;
-        Ok(out
-            .items()
-            .iter()
-            .map(|i| get_s(i, "id"))
-            .filter(|id| !id.is_empty())
-            .collect())
+        due_ids(&self.client, &self.table, shard, now_ms, limit).await
     }
 
     async fn claim(
@@ -180,15 +137,15 @@ impl OutboxStore for DynamoOutbox {
                 let item = out.attributes.unwrap_or_default();
                 Ok(Some(Claimed {
                     id: id.to_owned(),
-                    event_id: get_s(&item, "event_id"),
-                    detail_type: get_s(&item, "detail_type"),
-                    detail: get_s(&item, "detail"),
-                    attempts: get_s(&item, "attempts").parse().unwrap_or(1),
+                    event_id: text(&item, "event_id"),
+                    detail_type: text(&item, "detail_type"),
+                    detail: text(&item, "detail"),
+                    attempts: text(&item, "attempts").parse().unwrap_or(1),
                     token: token.to_owned(),
-                    created_at_ms: get_s(&item, "created_at_ms").parse().unwrap_or(0),
+                    created_at_ms: text(&item, "created_at_ms").parse().unwrap_or(0),
                 }))
             }
-            Err(e) if conditional_failed(&e) => Ok(None),
+            Err(e) if update_refused(&e) => Ok(None),
             Err(e) => Err(PortError::new(
                 format!("UpdateItem claim {id}"),
                 describe(&e),
@@ -225,15 +182,11 @@ impl OutboxStore for DynamoOutbox {
         };
         match req.send().await {
             Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) if update_refused(&e) => Ok(false),
             Err(e) => Err(PortError::new(
                 format!("UpdateItem settle {}", c.id),
                 describe(&e),
             )),
         }
     }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(1000).collect()
 }

@@ -323,6 +323,7 @@ async fn order(State(p): State<Portal>, headers: HeaderMap, body: String) -> Res
         }
         Gate::Process { then, delay } => (then, delay),
     };
+    held(&p).await;
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
