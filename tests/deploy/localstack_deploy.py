@@ -253,10 +253,15 @@ def main():
     # ---- schedules, alarms, outputs ----
     sched = client("scheduler")
     schedules = [s["Name"] for s in sched.list_schedules()["Schedules"]]
-    for fn in ["OutboxRelayFunction", "InboxProcessorFunction"]:
+    for fn, what in [("OutboxRelayFunction", "sweep"), ("InboxProcessorFunction", "sweep"),
+                     ("CloseFunction", "watchdog")]:
         check(any(s.startswith(name) or fn in s for s in schedules) or
               any(r["ResourceType"] == "AWS::Scheduler::Schedule" and k.startswith(fn) for k, r in resources.items()),
-              f"{fn}: its sweep schedule exists")
+              f"{fn}: its {what} schedule exists")
+    watchdog = (processed.get("Resources", {}).get("CloseFunctionWatchdog", {})
+                .get("Properties", {}).get("Target", {}).get("Input"))
+    check(watchdog is not None and json.loads(watchdog).get("kind") == "watchdog",
+          f"the watchdog schedule sends {{\"kind\": \"watchdog\"}} to close ({watchdog})")
     alarms = [k for k, r in resources.items() if r["ResourceType"] == "AWS::CloudWatch::Alarm"]
     cw = client("cloudwatch")
     described = cw.describe_alarms(AlarmNamePrefix=name)["MetricAlarms"]

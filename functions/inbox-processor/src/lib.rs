@@ -24,11 +24,12 @@ use serde::Serialize;
 use serde_json::Value;
 use steadfast_domain::inbox::{InboxClaimed, InboxPolicy, InboxSettle, Settled};
 use steadfast_domain::ports::{EventBus, GateStore, InboxStore, Invoker, Target};
-use steadfast_domain::{CloseRequest, FlowEvent, Outcome, RetryDecision, RetryPolicy, TripRequest};
+use steadfast_domain::{CloseRequest, FlowEvent, Next, Outcome, RetryPolicy, TripRequest};
 use tracing::{error, info, warn};
 
 pub struct Config {
-    /// The portal's gate. `TARGET_NAME`, default `portal`.
+    /// The portal's gate. `INBOX_TARGET_NAME`, default `portal-inbox`: its own gate, apart
+    /// from the orders target's (set both names alike to share one on purpose).
     pub target: String,
     pub policy: InboxPolicy,
     /// In-process tries per claim (`MAX_ATTEMPTS`, `RETRY_BASE_SECONDS`, `RETRY_CAP_SECONDS`).
@@ -317,9 +318,14 @@ where
             let mut attempt = 0u32;
             let mut canary = false;
             let how = loop {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let Some(timeout) = cfg.retry.call_timeout(target.timeout(), remaining) else {
+                    // No call can end before the deadline: back to the index, claim uncounted.
+                    break InboxSettle::Release { due_at_ms: now() };
+                };
                 attempt += 1;
                 one.api_calls += 1;
-                let outcome = target.deliver(&key, &body).await;
+                let outcome = target.deliver(&key, &body, timeout).await;
                 if let Outcome::Delivered { status } = outcome {
                     let lag_ms = now().saturating_sub(c.changed_at_ms);
                     info!(pipeline = "inbox", id = %c.id, version = c.version, status, attempt, lag_ms, outcome = "delivered");
@@ -328,9 +334,9 @@ where
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 match cfg
                     .retry
-                    .decide(attempt, &outcome, remaining, rand::random::<f64>())
+                    .after(attempt, &outcome, remaining, rand::random::<f64>())
                 {
-                    RetryDecision::Wait(_) if run.stop.load(Ordering::SeqCst) => {
+                    Next::Retry(_) if run.stop.load(Ordering::SeqCst) => {
                         // Another delivery halted the flow meanwhile: stop here.
                         break cfg.policy.after_failure(
                             c,
@@ -339,26 +345,24 @@ where
                             rand::random::<f64>(),
                         );
                     }
-                    RetryDecision::Wait(_)
-                        if !canary && run.canary.swap(true, Ordering::SeqCst) =>
-                    {
+                    Next::Retry(_) if !canary && run.canary.swap(true, Ordering::SeqCst) => {
                         // Another delivery is already retrying: leave the portal to it.
                         info!(pipeline = "inbox", id = %c.id, version = c.version, reason = %outcome.reason(), outcome = "held_back");
                         break InboxSettle::Release {
                             due_at_ms: later(now()),
                         };
                     }
-                    RetryDecision::Wait(pause) => {
+                    Next::Retry(pause) => {
                         canary = true;
                         info!(pipeline = "inbox", id = %c.id, version = c.version, attempt, reason = %outcome.reason(), pause_ms = pause.as_millis() as u64, outcome = "retrying");
                         tokio::time::sleep(pause).await;
                     }
-                    RetryDecision::Park(reason) => break self.refused(cfg, c, reason).await,
-                    RetryDecision::GiveUp { reason, exhausted } => {
-                        if exhausted && !run.stop.swap(true, Ordering::SeqCst) {
-                            self.trip(cfg, c, attempt, &reason).await;
+                    Next::Park(reason) => break self.refused(cfg, c, reason).await,
+                    Next::Halt { reason, wait_hint } => {
+                        if !run.stop.swap(true, Ordering::SeqCst) {
+                            self.trip(cfg, c, attempt, &reason, wait_hint).await;
                         }
-                        warn!(pipeline = "inbox", id = %c.id, version = c.version, attempt, reason, exhausted, outcome = "retry_later");
+                        warn!(pipeline = "inbox", id = %c.id, version = c.version, attempt, reason, outcome = "retry_later");
                         break cfg
                             .policy
                             .after_failure(c, &reason, now(), rand::random::<f64>());
@@ -391,7 +395,14 @@ where
     }
 
     /// Tells the error service, and asks `close` to halt the flow.
-    async fn trip(&self, cfg: &Config, c: &InboxClaimed, attempts: u32, reason: &str) {
+    async fn trip(
+        &self,
+        cfg: &Config,
+        c: &InboxClaimed,
+        attempts: u32,
+        reason: &str,
+        wait_hint: Option<std::time::Duration>,
+    ) {
         warn!(pipeline = "inbox", id = %c.id, attempts, reason, "giving up; asking close to halt the flow");
         let failed = FlowEvent::DeliveryFailed {
             target: cfg.target.clone(),
@@ -406,6 +417,8 @@ where
         let trip = CloseRequest::Trip(TripRequest {
             target: cfg.target.clone(),
             reason: format!("inbox: {attempts} failed attempts, last: {reason}"),
+            wait_hint_ms: wait_hint.map(|d| d.as_millis() as u64),
+            manual: false,
         });
         if let Err(e) = self.invoker.close(&trip).await {
             warn!(pipeline = "inbox", error = %e, "trip request not sent; the next run tries again");
@@ -443,6 +456,7 @@ mod tests {
                 base: Duration::from_millis(1),
                 cap: Duration::from_millis(2),
                 reserve: Duration::ZERO,
+                min_call: Duration::from_millis(1),
             },
             shards: 2,
             sweep_limit: 100,
@@ -550,9 +564,7 @@ mod tests {
     async fn exhausted_tries_trip_the_gate_once_and_release_the_rest() {
         let mut c = cfg();
         c.concurrency = 1;
-        let p = ports(ScriptedTarget::always(Outcome::Transient(
-            "HTTP 503".into(),
-        )));
+        let p = ports(ScriptedTarget::always(Outcome::unavailable("HTTP 503")));
         for no in 0..4 {
             put(&p, no, "A", "2026-01-01T00:00:00Z").await;
         }
@@ -576,9 +588,7 @@ mod tests {
         let mut c = cfg();
         c.concurrency = 4;
         c.retry.max_attempts = 3;
-        let p = ports(ScriptedTarget::always(Outcome::Transient(
-            "HTTP 503".into(),
-        )));
+        let p = ports(ScriptedTarget::always(Outcome::unavailable("HTTP 503")));
         for no in 0..6 {
             put(&p, no, "A", "2026-01-01T00:00:00Z").await;
         }
@@ -597,7 +607,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_record_is_failed_with_its_reason_and_the_others_go_on() {
         let p = ports(ScriptedTarget::new(
-            vec![Outcome::Permanent("HTTP 422: Unprocessable Entity".into())],
+            vec![Outcome::Refused("HTTP 422: Unprocessable Entity".into())],
             Outcome::Delivered { status: 201 },
         ));
         let mut c = cfg();

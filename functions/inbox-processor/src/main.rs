@@ -17,8 +17,8 @@ fn config(env: &Env) -> Result<Config, ConfigError> {
     let r = RetryPolicy::default();
     Ok(Config {
         target: env
-            .optional("TARGET_NAME")
-            .unwrap_or_else(|| "portal".into()),
+            .optional("INBOX_TARGET_NAME")
+            .unwrap_or_else(|| "portal-inbox".into()),
         policy: InboxPolicy {
             max_claims: env.whole_in("INBOX_MAX_CLAIMS", u64::from(d.max_claims), 1, 100)? as u32,
             retry: Backoff {
@@ -37,7 +37,7 @@ fn config(env: &Env) -> Result<Config, ConfigError> {
             max_attempts: env.whole_in("MAX_ATTEMPTS", u64::from(r.max_attempts), 1, 20)? as u32,
             base: env.seconds("RETRY_BASE_SECONDS", r.base)?,
             cap: env.seconds("RETRY_CAP_SECONDS", r.cap)?,
-            reserve: Duration::from_secs(2),
+            ..r
         },
         shards: steadfast_aws::inbox::shards_from(env)?,
         sweep_limit: env.whole_in("INBOX_SWEEP_LIMIT", 500, 1, 100_000)? as usize,
@@ -54,7 +54,7 @@ fn targets(env: &Env, token: Option<String>) -> Result<BTreeMap<String, HttpTarg
         .map_err(|why| env.invalid("INBOX_PORTAL_URL", base.as_deref().unwrap_or(""), why))?;
     urls.into_iter()
         .map(|(entity, url)| {
-            let target = HttpTarget::at(env, "INBOX_ENTITIES endpoint", url, token.clone())?;
+            let target = HttpTarget::at(env, "INBOX_ENTITIES endpoint", url, None, token.clone())?;
             Ok((entity, target))
         })
         .collect()

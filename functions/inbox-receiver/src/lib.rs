@@ -101,11 +101,7 @@ impl<S: InboxStore, P: Parking> Ports<S, P> {
         let body = m.body.clone().unwrap_or_default();
         let incoming = match cfg.inbox.read(&body) {
             Ok(i) => i,
-            Err(e) => {
-                return self
-                    .park(cfg, &message_id, e.to_string(), body, now())
-                    .await
-            }
+            Err(e) => return self.park(cfg, m, e.to_string(), now()).await,
         };
         match self.upsert(cfg, &incoming, &message_id, now).await {
             Ok(fate) => {
@@ -169,21 +165,16 @@ impl<S: InboxStore, P: Parking> Ports<S, P> {
         ))
     }
 
-    async fn park(
-        &self,
-        cfg: &Config,
-        message_id: &str,
-        reason: String,
-        body: String,
-        now_ms: u64,
-    ) -> Fate {
+    async fn park(&self, cfg: &Config, m: &SqsMessage, reason: String, now_ms: u64) -> Fate {
+        let message_id = m.message_id.as_deref().unwrap_or_default();
         let parked = ParkedMessage {
             source: cfg.source.clone(),
+            source_arn: m.event_source_arn.clone(),
             message_id: message_id.to_owned(),
             identity: None,
             reason: reason.clone(),
             parked_at_ms: now_ms,
-            body,
+            body: m.body.clone().unwrap_or_default(),
         };
         match self.parking.park(&parked).await {
             Ok(()) => {

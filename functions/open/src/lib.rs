@@ -1,68 +1,99 @@
-//! open: resumes the flow. `Halted | Probing → Flowing` with a conditional write, only for the
-//! halt the request belongs to (an operator's resume names no epoch); then the event source
-//! mapping is enabled, any pending probe schedule deleted, and `FlowResumed` emitted.
+//! open: resumes the flow.
+//!
+//! A resume (from `close` after a healthy probe, with epoch and attempt; or from an operator,
+//! target only) first enables the target's mapping at a low MaximumConcurrency (the ramp-up,
+//! default 2), then writes `Halted | Probing → Flowing` with a condition on the version it
+//! read, only for the halt the request belongs to, then deletes any pending probe schedule and
+//! emits `FlowResumed`. Enabling first means a crash leaves a halted gate with an enabled
+//! mapping, which the processor treats as halted and the watchdog disables, never a flowing
+//! gate that nothing delivers. An automatic resume never lifts an operator's halt.
+//!
+//! A ramp-up request (from the processor once `RAMP_UP_SUCCESSES` deliveries went through, or
+//! the watchdog once `RAMP_UP_SECONDS` passed) raises the mapping to its full concurrency.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
 use steadfast_domain::ports::*;
-use steadfast_domain::{FlowEvent, ProbeRequest};
+use steadfast_domain::{FlowEvent, OpenRequest, ProbeRequest};
 use tracing::{info, warn};
+
+pub struct Config {
+    /// MaximumConcurrency right after a resume. `RAMP_UP_CONCURRENCY`, default 2 (the least
+    /// SQS mappings allow).
+    pub ramp_concurrency: u32,
+    /// MaximumConcurrency once ramped up. `DELIVERY_CONCURRENCY`, default 5.
+    pub full_concurrency: u32,
+}
 
 pub struct Ports<G, S, E, M> {
     pub gates: G,
-    pub switch: S,
+    /// Every guarded target by name, with its mapping if it has one.
+    pub switches: BTreeMap<String, Option<S>>,
     pub events: E,
     pub timers: M,
-}
-
-/// From `close` after a healthy probe (with epoch and attempt), or from an operator (target
-/// only).
-#[derive(Debug, Clone, Deserialize)]
-pub struct OpenRequest {
-    pub target: String,
-    pub epoch: Option<u64>,
-    pub attempt: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Done {
     Resumed { epoch: u64 },
+    RampedUp { epoch: u64 },
     NoOp(String),
 }
 
 use steadfast_aws::now_ms;
 
 impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
-    pub async fn handle(&self, request: OpenRequest) -> Result<Done, PortError> {
+    pub async fn handle(&self, cfg: &Config, request: OpenRequest) -> Result<Done, PortError> {
+        let switch = match self.switches.get(&request.target) {
+            Some(s) => s.as_ref(),
+            None => {
+                return Err(PortError::invalid(
+                    "find the target",
+                    format!(
+                        "`{}` is not a guarded target here (known: {})",
+                        request.target,
+                        self.switches.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        };
+        if request.ramp_up {
+            return self.ramp_up(cfg, &request, switch).await;
+        }
         let gate = self.gates.load(&request.target).await?;
         let now = now_ms();
-        let next = match gate.resume(request.epoch, now, "resumed") {
+        let next = match gate.resume(request.epoch, now, "resumed", switch.is_some()) {
             Ok(n) => n,
             Err(refused) => {
                 if gate.is_flowing() {
-                    // A retry of an open whose mapping update failed: make sure the flow runs.
-                    self.switch.set_enabled(true).await?;
+                    // A retry of an open that stopped half-way: make sure the flow runs.
+                    if let Some(s) = switch {
+                        s.set(true, None).await?;
+                    }
                 }
                 info!(reason = %refused, outcome = "no_op", "nothing to resume");
                 return Ok(Done::NoOp(refused.to_string()));
             }
         };
+        if let Some(s) = switch {
+            s.set(true, Some(cfg.ramp_concurrency)).await?;
+        }
         if !self.gates.save(&next).await? {
             return Ok(Done::NoOp("the gate changed concurrently".into()));
         }
-        self.switch.set_enabled(true).await?;
         // The timer the gate was waiting for, if it is a schedule, is now pointless.
         let pending = ProbeRequest {
             target: gate.target.clone(),
             epoch: gate.epoch,
             attempt: gate.attempt,
+            at_ms: None,
         };
         if let Err(e) = self.timers.cancel(&pending).await {
             warn!(error = %e, "pending schedule not deleted; it will fire stale and be ignored");
         }
         let probes = request.attempt.map(|a| a + 1).unwrap_or(gate.attempt);
         let halted_for_ms = now.saturating_sub(gate.halted_at_ms);
-        info!(target_api = %gate.target, epoch = gate.epoch, probes, halted_for_ms, outcome = "resumed", "flow resumed");
-        steadfast_aws::metrics::gate_halted_seconds(&gate.target, 0);
+        info!(target_api = %gate.target, epoch = gate.epoch, probes, halted_for_ms, ramp_concurrency = switch.map(|_| cfg.ramp_concurrency), outcome = "resumed", "flow resumed");
         let event = FlowEvent::FlowResumed {
             target: gate.target.clone(),
             epoch: gate.epoch,
@@ -74,15 +105,27 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
         }
         Ok(Done::Resumed { epoch: gate.epoch })
     }
-}
 
-impl From<ProbeRequest> for OpenRequest {
-    fn from(p: ProbeRequest) -> Self {
-        OpenRequest {
-            target: p.target,
-            epoch: Some(p.epoch),
-            attempt: Some(p.attempt),
+    async fn ramp_up(
+        &self,
+        cfg: &Config,
+        request: &OpenRequest,
+        switch: Option<&S>,
+    ) -> Result<Done, PortError> {
+        let gate = self.gates.load(&request.target).await?;
+        let epoch = request.epoch.unwrap_or(gate.epoch);
+        let full = match gate.end_ramp(epoch, now_ms()) {
+            Ok(g) => g,
+            Err(refused) => return Ok(Done::NoOp(refused.to_string())),
+        };
+        if let Some(s) = switch {
+            s.set(true, Some(cfg.full_concurrency)).await?;
         }
+        if !self.gates.save(&full).await? {
+            return Ok(Done::NoOp("the gate changed concurrently".into()));
+        }
+        info!(target_api = %gate.target, epoch, delivered = gate.ramp_delivered, concurrency = cfg.full_concurrency, outcome = "ramped_up", "ramp-up done: full concurrency");
+        Ok(Done::RampedUp { epoch })
     }
 }
 
@@ -92,34 +135,63 @@ mod tests {
     use steadfast_domain::fakes::*;
     use steadfast_domain::Gate;
 
-    #[tokio::test]
-    async fn resumes_once_for_the_current_halt_only() {
-        let p = Ports {
+    type Fake = Ports<MemGates, MemSwitch, MemBus, MemTimers>;
+
+    fn ports() -> Fake {
+        Ports {
             gates: MemGates::default(),
-            switch: MemSwitch::default(),
+            switches: BTreeMap::from([("portal".to_owned(), Some(MemSwitch::default()))]),
             events: MemBus::default(),
             timers: MemTimers::default(),
-        };
-        let halted = Gate::new("portal").trip(0, "x").unwrap();
-        p.gates.save(&halted).await.unwrap();
-        p.switch.set_enabled(false).await.unwrap();
-        let stale = OpenRequest {
+        }
+    }
+
+    fn cfg() -> Config {
+        Config {
+            ramp_concurrency: 2,
+            full_concurrency: 5,
+        }
+    }
+
+    fn switch(p: &Fake) -> &MemSwitch {
+        p.switches["portal"].as_ref().unwrap()
+    }
+
+    fn req(epoch: Option<u64>) -> OpenRequest {
+        OpenRequest {
             target: "portal".into(),
-            epoch: Some(7),
-            attempt: Some(0),
-        };
-        assert!(matches!(p.handle(stale).await.unwrap(), Done::NoOp(_)));
-        let req = OpenRequest {
-            target: "portal".into(),
-            epoch: Some(1),
-            attempt: Some(2),
-        };
+            epoch,
+            attempt: epoch.map(|_| 2),
+            ramp_up: false,
+        }
+    }
+
+    async fn halted(p: &Fake, manual: bool) {
+        let g = Gate::new("portal").trip(0, "x", manual, 0).unwrap();
+        p.gates.save(&g).await.unwrap();
+        switch(p).set(false, None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn resumes_once_for_the_current_halt_only_at_the_ramp_concurrency() {
+        let p = ports();
+        halted(&p, false).await;
+        assert!(matches!(
+            p.handle(&cfg(), req(Some(7))).await.unwrap(),
+            Done::NoOp(_)
+        ));
         assert_eq!(
-            p.handle(req.clone()).await.unwrap(),
+            p.handle(&cfg(), req(Some(1))).await.unwrap(),
             Done::Resumed { epoch: 1 }
         );
-        assert!(matches!(p.handle(req).await.unwrap(), Done::NoOp(_)));
-        assert!(p.switch.enabled());
+        assert!(matches!(
+            p.handle(&cfg(), req(Some(1))).await.unwrap(),
+            Done::NoOp(_)
+        ));
+        assert!(switch(&p).enabled());
+        assert_eq!(switch(&p).max_concurrency(), Some(2));
+        let g = p.gates.get("portal").unwrap();
+        assert!(g.is_flowing() && g.ramping);
         assert_eq!(p.events.types(), vec!["FlowResumed"]);
         assert_eq!(
             p.timers.cancelled.lock().unwrap().len(),
@@ -129,30 +201,75 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_retried_open_enables_the_mapping_that_a_failed_first_try_left_disabled() {
-        let p = Ports {
-            gates: MemGates::default(),
-            switch: MemSwitch::default(),
-            events: MemBus::default(),
-            timers: MemTimers::default(),
-        };
-        p.gates
-            .save(&Gate::new("portal").trip(0, "x").unwrap())
-            .await
-            .unwrap();
-        p.switch.set_enabled(false).await.unwrap();
-        *p.switch.1.lock().unwrap() = 1;
-        let req = OpenRequest {
-            target: "portal".into(),
-            epoch: Some(1),
-            attempt: Some(0),
-        };
-        assert!(
-            p.handle(req.clone()).await.is_err(),
-            "first try: gate flowing, mapping update failed"
+    async fn the_mapping_is_enabled_before_the_gate_says_flowing() {
+        // GIVEN the mapping cannot be enabled (still Disabling, past the adapter's retries)
+        let p = ports();
+        halted(&p, false).await;
+        *switch(&p).1.lock().unwrap() = 1;
+        // THEN the resume fails and the gate stays halted: nothing claims a flow that is off
+        assert!(p.handle(&cfg(), req(Some(1))).await.is_err());
+        assert!(!p.gates.get("portal").unwrap().is_flowing());
+        assert!(!switch(&p).enabled());
+        // AND the async retry completes it
+        assert_eq!(
+            p.handle(&cfg(), req(Some(1))).await.unwrap(),
+            Done::Resumed { epoch: 1 }
         );
-        assert!(!p.switch.enabled());
-        assert!(matches!(p.handle(req).await.unwrap(), Done::NoOp(_)));
-        assert!(p.switch.enabled(), "the retry enabled it");
+        assert!(switch(&p).enabled());
+    }
+
+    #[tokio::test]
+    async fn a_probe_never_lifts_a_manual_halt_but_an_operator_does() {
+        let p = ports();
+        halted(&p, true).await;
+        assert!(matches!(
+            p.handle(&cfg(), req(Some(1))).await.unwrap(),
+            Done::NoOp(_)
+        ));
+        assert!(!switch(&p).enabled());
+        assert_eq!(
+            p.handle(&cfg(), req(None)).await.unwrap(),
+            Done::Resumed { epoch: 1 }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_ramp_up_request_raises_the_concurrency_once() {
+        let p = ports();
+        halted(&p, false).await;
+        p.handle(&cfg(), req(Some(1))).await.unwrap();
+        let ramp = OpenRequest {
+            ramp_up: true,
+            ..req(Some(1))
+        };
+        assert_eq!(
+            p.handle(&cfg(), ramp.clone()).await.unwrap(),
+            Done::RampedUp { epoch: 1 }
+        );
+        assert_eq!(switch(&p).max_concurrency(), Some(5));
+        assert!(!p.gates.get("portal").unwrap().ramping);
+        assert!(matches!(
+            p.handle(&cfg(), ramp).await.unwrap(),
+            Done::NoOp(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_target_without_a_mapping_resumes_without_ramping() {
+        let p: Fake = Ports {
+            switches: BTreeMap::from([("inbox".to_owned(), None)]),
+            ..ports()
+        };
+        let g = Gate::new("inbox").trip(0, "x", false, 0).unwrap();
+        p.gates.save(&g).await.unwrap();
+        let r = OpenRequest {
+            target: "inbox".into(),
+            ..req(Some(1))
+        };
+        assert_eq!(
+            p.handle(&cfg(), r).await.unwrap(),
+            Done::Resumed { epoch: 1 }
+        );
+        assert!(!p.gates.get("inbox").unwrap().ramping);
     }
 }

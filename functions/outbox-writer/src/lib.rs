@@ -83,7 +83,7 @@ impl<A: ApplicationStore, P: Parking> Ports<A, P> {
             Ok(app) => app,
             Err(e) => {
                 let reason = e.to_string();
-                return self.park(cfg, &message_id, reason, body, now_ms).await;
+                return self.park(cfg, m, reason, now_ms).await;
             }
         };
         let id = app.application_id.clone();
@@ -112,22 +112,17 @@ impl<A: ApplicationStore, P: Parking> Ports<A, P> {
         }
     }
 
-    async fn park(
-        &self,
-        cfg: &Config,
-        message_id: &str,
-        reason: String,
-        body: String,
-        now_ms: u64,
-    ) -> Fate {
+    async fn park(&self, cfg: &Config, m: &SqsMessage, reason: String, now_ms: u64) -> Fate {
+        let message_id = m.message_id.as_deref().unwrap_or_default();
         let parked = ParkedMessage {
             source: cfg.source.clone(),
+            source_arn: m.event_source_arn.clone(),
             message_id: message_id.to_owned(),
             // An invalid message has no trustworthy application id.
             identity: None,
             reason: reason.clone(),
             parked_at_ms: now_ms,
-            body,
+            body: m.body.clone().unwrap_or_default(),
         };
         match self.parking.park(&parked).await {
             Ok(()) => {

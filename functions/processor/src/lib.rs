@@ -1,20 +1,31 @@
 //! processor: delivers a batch of queued orders to the target API, guarded by the gate.
 //!
 //! Per batch: read the gate once (no gate writes while healthy); if it is not `Flowing`, hand
-//! every message back untouched. Otherwise per message: validate (bad ones are parked with the
-//! reason), skip identities the ledger already holds, deliver with retries per the
-//! [`RetryPolicy`]. A permanent refusal parks the message. When a message exhausts its
-//! attempts it goes back to the queue, a `DeliveryFailed` event is emitted, `close` is asked to
-//! halt the flow, and the rest of the batch is handed back unattempted.
+//! every message back untouched. Otherwise:
+//! 1. validate every message; a bad one (invalid JSON, no identity, an identity over 1 024
+//!    bytes) is parked with the reason before any table call;
+//! 2. ask the ledger once for the batch; identities it holds are not sent again, and an
+//!    identity it cannot read affects only its own message (parked if it can never be read,
+//!    handed back if the read may work later);
+//! 3. deliver the rest as [`BatchRun`] decides (`shared/domain/src/judge.rs`): retries with
+//!    short pauses, a witness for a message that keeps failing, a halt when the target is
+//!    broken for everyone, poison parking when one message keeps failing while others go
+//!    through, and no call that cannot end before the deadline;
+//! 4. park what the target refused, hand back the rest; on a halt emit `DeliveryFailed` and
+//!    ask `close` to halt the flow with the longest Retry-After seen.
+//!
+//! While the flow ramps up after a resume, the batch's deliveries are counted on the gate
+//! (the only gate write of the processor); the batch that reaches `RAMP_UP_SUCCESSES` asks
+//! `open` to raise the mapping to its full concurrency.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use steadfast_domain::ports::*;
 use steadfast_domain::{
-    CloseRequest, FlowEvent, IdentityRule, OrderMessage, Outcome, RetryDecision, RetryPolicy,
-    TripRequest,
+    Action, BatchRun, CloseRequest, Fate, FlowEvent, Gate, IdentityRule, OpenRequest, OrderMessage,
+    Outcome, RetryPolicy, TripRequest,
 };
 use tracing::{info, warn};
 
@@ -28,6 +39,12 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Name of the source, recorded on parked messages. `SOURCE_NAME`, default `orders`.
     pub source: String,
+    /// Receives after which a message that fails on its own is parked. `POISON_RECEIVE_COUNT`,
+    /// default 5.
+    pub poison_receive_count: u32,
+    /// Deliveries after a resume before the flow runs at full concurrency.
+    /// `RAMP_UP_SUCCESSES`, default 20.
+    pub ramp_up_successes: u64,
 }
 
 pub struct Ports<G, L, P, E, I, T> {
@@ -52,11 +69,22 @@ pub struct Tally {
 
 use steadfast_aws::now_ms;
 
-enum Fate {
-    Handled,
-    HandBack,
-    /// Hand this one and all after it back.
-    Stop,
+/// A message of the batch that will be tried.
+struct Candidate<'a> {
+    msg: &'a SqsMessage,
+    order: OrderMessage,
+    receive_count: u32,
+}
+
+fn message_id(msg: &SqsMessage) -> String {
+    msg.message_id.clone().unwrap_or_default()
+}
+
+fn receive_count(msg: &SqsMessage) -> u32 {
+    msg.attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
 }
 
 impl<G, L, P, E, I, T> Ports<G, L, P, E, I, T>
@@ -77,83 +105,153 @@ where
     ) -> (SqsBatchResponse, Tally) {
         let mut tally = Tally::default();
         let messages = event.records;
-        let mut failures: Vec<String> = Vec::new();
-        let hand_back_all = |msgs: &[SqsMessage], failures: &mut Vec<String>| {
-            failures.extend(msgs.iter().filter_map(|m| m.message_id.clone()));
-        };
-
         let gate = match self.gates.load(&cfg.target).await {
-            Ok(g) => g,
+            Ok(g) if g.is_flowing() => g,
+            Ok(g) => {
+                info!(target_api = %cfg.target, state = ?g.state, epoch = g.epoch, count = messages.len(), "gate not flowing; batch handed back");
+                return hand_back_all(&messages, tally);
+            }
             Err(e) => {
                 warn!(target_api = %cfg.target, error = %e, "gate unreadable; handing the batch back");
-                hand_back_all(&messages, &mut failures);
-                tally.handed_back = failures.len() as u32;
-                return (response(failures), tally);
+                return hand_back_all(&messages, tally);
             }
         };
-        if !gate.is_flowing() {
-            info!(target_api = %cfg.target, state = ?gate.state, epoch = gate.epoch, count = messages.len(), "gate not flowing; batch handed back");
-            hand_back_all(&messages, &mut failures);
-            tally.handed_back = failures.len() as u32;
-            return (response(failures), tally);
+        let mut failures: Vec<String> = Vec::new();
+
+        // 1. Validate everything first, so the ledger is asked once per batch.
+        let mut valid = Vec::new();
+        for msg in &messages {
+            match OrderMessage::parse(msg.body.as_deref().unwrap_or(""), &cfg.identity) {
+                Ok(order) => valid.push(Candidate {
+                    msg,
+                    order,
+                    receive_count: receive_count(msg),
+                }),
+                Err(e) => {
+                    self.park(cfg, msg, None, &e.to_string(), &mut tally, &mut failures)
+                        .await
+                }
+            }
         }
 
-        // Validate everything first, so the ledger is asked once per batch.
-        let parsed: Vec<(usize, Result<OrderMessage, String>)> = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                (
-                    i,
-                    OrderMessage::parse(m.body.as_deref().unwrap_or(""), &cfg.identity)
-                        .map_err(|e| e.to_string()),
-                )
-            })
-            .collect();
-        let identities: Vec<String> = parsed
-            .iter()
-            .filter_map(|(_, p)| p.as_ref().ok().map(|o| o.identity.clone()))
-            .collect();
-        let mut delivered: HashSet<String> = match self.ledger.delivered(&identities).await {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "ledger unreadable; handing the batch back");
-                hand_back_all(&messages, &mut failures);
-                tally.handed_back = failures.len() as u32;
-                return (response(failures), tally);
+        // 2. The ledger: delivered identities are not sent again; a read error concerns only
+        //    its own message.
+        let identities: Vec<String> = valid.iter().map(|c| c.order.identity.clone()).collect();
+        let read = self.ledger.delivered(&identities).await;
+        let mut candidates: Vec<Candidate> = Vec::new();
+        // Copies of one identity in one batch follow the first copy's fate.
+        let mut copies: HashMap<String, Vec<&SqsMessage>> = HashMap::new();
+        for c in valid {
+            let id = &c.order.identity;
+            if read.delivered.contains(id) {
+                info!(message_id = %message_id(c.msg), identity = %id, outcome = "duplicate_skipped", "already delivered");
+                tally.duplicates_skipped += 1;
+            } else if let Some(e) = read.unreadable.get(id) {
+                if e.is_invalid() {
+                    let reason = format!("the ledger cannot hold this identity: {e}");
+                    self.park(cfg, c.msg, Some(id), &reason, &mut tally, &mut failures)
+                        .await;
+                } else {
+                    warn!(message_id = %message_id(c.msg), identity = %id, error = %e, outcome = "handed_back", "ledger unreadable for this identity");
+                    failures.push(message_id(c.msg));
+                }
+            } else if let Some(first) = copies.get_mut(id) {
+                first.push(c.msg);
+            } else {
+                copies.insert(id.clone(), vec![]);
+                candidates.push(c);
             }
-        };
+        }
 
-        for (index, result) in parsed {
-            let msg = &messages[index];
-            let message_id = msg.message_id.clone().unwrap_or_default();
-            let fate = match result {
-                Err(reason) => self.park(cfg, msg, None, &reason, &mut tally).await,
-                Ok(order) if delivered.contains(&order.identity) => {
-                    info!(message_id, identity = %order.identity, outcome = "duplicate_skipped", "already delivered");
-                    tally.duplicates_skipped += 1;
-                    Fate::Handled
-                }
-                Ok(order) => {
-                    let fate = self.deliver(cfg, msg, &order, deadline, &mut tally).await;
-                    if matches!(fate, Fate::Handled) {
-                        delivered.insert(order.identity);
-                    }
-                    fate
-                }
-            };
+        // 3. Deliver as the judge decides.
+        let run = self
+            .deliver_all(cfg, &candidates, deadline, &mut tally)
+            .await;
+
+        // 4. Carry out the fates.
+        for (c, fate) in candidates.iter().zip(run.fates()) {
+            let id = &c.order.identity;
+            let same = copies.remove(id).unwrap_or_default();
             match fate {
-                Fate::Handled => {}
-                Fate::HandBack => failures.push(message_id),
-                Fate::Stop => {
-                    hand_back_all(&messages[index..], &mut failures);
-                    break;
+                Fate::Delivered => {
+                    tally.duplicates_skipped += same.len() as u32;
+                    continue;
                 }
+                Fate::Refused(reason) | Fate::Poison(reason) => {
+                    self.park(cfg, c.msg, Some(id), reason, &mut tally, &mut failures)
+                        .await
+                }
+                Fate::HandBack | Fate::Open => failures.push(message_id(c.msg)),
             }
+            failures.extend(same.iter().map(|m| message_id(m)));
+        }
+        if let Some(trip) = run.trip() {
+            tally.tripped = true;
+            let c = &candidates[trip.index];
+            self.trip(cfg, c, trip).await;
+        }
+        if gate.ramping && tally.delivered > 0 {
+            self.count_ramp(cfg, &gate, tally.delivered).await;
         }
         tally.handed_back = failures.len() as u32;
-        info!(target_api = %cfg.target, delivered = tally.delivered, duplicates = tally.duplicates_skipped, parked = tally.parked, handed_back = tally.handed_back, tripped = tally.tripped, "batch done");
+        info!(target_api = %cfg.target, delivered = tally.delivered, duplicates = tally.duplicates_skipped, parked = tally.parked, handed_back = tally.handed_back, api_calls = tally.api_calls, tripped = tally.tripped, "batch done");
         (response(failures), tally)
+    }
+
+    /// Runs the batch judge over `candidates`, calling the target as it says.
+    async fn deliver_all(
+        &self,
+        cfg: &Config,
+        candidates: &[Candidate<'_>],
+        deadline: Instant,
+        tally: &mut Tally,
+    ) -> BatchRun {
+        let receives: Vec<u32> = candidates.iter().map(|c| c.receive_count).collect();
+        let mut run = BatchRun::new(
+            cfg.retry,
+            cfg.poison_receive_count,
+            self.target.timeout(),
+            &receives,
+        );
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        loop {
+            match run.next(remaining()) {
+                Action::Done => return run,
+                Action::Wait(pause) => tokio::time::sleep(pause).await,
+                Action::Call {
+                    index,
+                    attempt,
+                    timeout,
+                } => {
+                    let c = &candidates[index];
+                    let message_id = message_id(c.msg);
+                    let identity = &c.order.identity;
+                    tally.api_calls += 1;
+                    let outcome = self.target.deliver(identity, &c.order.body, timeout).await;
+                    match &outcome {
+                        Outcome::Delivered { status } => {
+                            info!(message_id, identity = %identity, status, attempt, outcome = "delivered", "delivered");
+                            tally.delivered += 1;
+                            if let Err(e) = self.ledger.record(identity, &message_id).await {
+                                // Delivered all the same; a redelivery meets the target's own
+                                // idempotency check through the same Idempotency-Key.
+                                warn!(identity = %identity, error = %e, "ledger write failed");
+                            }
+                        }
+                        Outcome::Refused(reason) => {
+                            info!(message_id, identity = %identity, attempt, reason, outcome = "refused", "refused by the target");
+                        }
+                        Outcome::Unavailable {
+                            reason,
+                            retry_after,
+                        } => {
+                            info!(message_id, identity = %identity, attempt, reason, retry_after_ms = retry_after.map(|d| d.as_millis() as u64), receive_count = c.receive_count, outcome = "target_failed", "target-level failure");
+                        }
+                    }
+                    run.answer(&outcome, remaining(), rand::random::<f64>());
+                }
+            }
+        }
     }
 
     async fn park(
@@ -163,10 +261,12 @@ where
         identity: Option<&str>,
         reason: &str,
         tally: &mut Tally,
-    ) -> Fate {
-        let message_id = msg.message_id.clone().unwrap_or_default();
+        failures: &mut Vec<String>,
+    ) {
+        let message_id = message_id(msg);
         let parked = ParkedMessage {
             source: cfg.source.clone(),
+            source_arn: msg.event_source_arn.clone(),
             message_id: message_id.clone(),
             identity: identity.map(str::to_owned),
             reason: reason.to_owned(),
@@ -192,89 +292,74 @@ where
                 if let Err(e) = self.events.emit(&event).await {
                     warn!(error = %e, "MessageParked event not emitted");
                 }
-                Fate::Handled
             }
             Err(e) => {
                 // Not parked, so not deleted: it comes back and is parked next time.
                 warn!(message_id, reason, error = %e, "parking failed; message handed back");
-                Fate::HandBack
+                failures.push(message_id);
             }
         }
     }
 
-    async fn deliver(
-        &self,
-        cfg: &Config,
-        msg: &SqsMessage,
-        order: &OrderMessage,
-        deadline: Instant,
-        tally: &mut Tally,
-    ) -> Fate {
-        let message_id = msg.message_id.clone().unwrap_or_default();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            tally.api_calls += 1;
-            let outcome = self.target.deliver(&order.identity, &order.body).await;
-            if let Outcome::Delivered { status } = outcome {
-                info!(message_id, identity = %order.identity, status, attempt, outcome = "delivered", "delivered");
-                tally.delivered += 1;
-                if let Err(e) = self.ledger.record(&order.identity, &message_id).await {
-                    // Delivered all the same; a redelivery would meet the target's own
-                    // idempotency check through the same Idempotency-Key.
-                    warn!(identity = %order.identity, error = %e, "ledger write failed");
-                }
-                return Fate::Handled;
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match cfg
-                .retry
-                .decide(attempt, &outcome, remaining, rand::random::<f64>())
+    /// Tells the error service, and asks `close` to halt the flow.
+    async fn trip(&self, cfg: &Config, c: &Candidate<'_>, trip: &steadfast_domain::Trip) {
+        let message_id = message_id(c.msg);
+        warn!(message_id, identity = %c.order.identity, attempts = trip.attempts, failures = trip.failures, reason = %trip.reason, outcome = "halt_requested", "the target is failing; asking close to halt the flow");
+        let failed = FlowEvent::DeliveryFailed {
+            target: cfg.target.clone(),
+            identity: c.order.identity.clone(),
+            message_id,
+            attempts: trip.attempts,
+            reason: trip.reason.clone(),
+        };
+        if let Err(e) = self.events.emit(&failed).await {
+            warn!(error = %e, "DeliveryFailed event not emitted");
+        }
+        let request = CloseRequest::Trip(TripRequest {
+            target: cfg.target.clone(),
+            reason: format!(
+                "{} target-level failures in a row, last: {}",
+                trip.failures, trip.reason
+            ),
+            wait_hint_ms: trip.wait_hint.map(|d| d.as_millis() as u64),
+            manual: false,
+        });
+        if let Err(e) = self.invoker.close(&request).await {
+            warn!(error = %e, "trip request not sent; the next batch will try again");
+        }
+    }
+
+    /// Counts this batch's deliveries towards the ramp-up; the batch that reaches the goal
+    /// asks `open` to raise the concurrency.
+    async fn count_ramp(&self, cfg: &Config, gate: &Gate, delivered: u32) {
+        let n = u64::from(delivered);
+        match self.gates.count_ramp(&cfg.target, gate.epoch, n).await {
+            Ok(Some(total))
+                if total >= cfg.ramp_up_successes && total - n < cfg.ramp_up_successes =>
             {
-                RetryDecision::Wait(pause) => {
-                    info!(message_id, identity = %order.identity, attempt, reason = %outcome.reason(), pause_ms = pause.as_millis() as u64, outcome = "retrying", "transient failure");
-                    tokio::time::sleep(pause).await;
+                info!(target_api = %cfg.target, epoch = gate.epoch, delivered = total, "ramp-up goal reached; asking open to raise the concurrency");
+                let request = OpenRequest {
+                    target: cfg.target.clone(),
+                    epoch: Some(gate.epoch),
+                    attempt: None,
+                    ramp_up: true,
+                };
+                if let Err(e) = self.invoker.open(&request).await {
+                    warn!(error = %e, "ramp-up request not sent; the watchdog raises it in time");
                 }
-                RetryDecision::Park(reason) => {
-                    return self
-                        .park(cfg, msg, Some(&order.identity), &reason, tally)
-                        .await
-                }
-                RetryDecision::GiveUp {
-                    reason,
-                    exhausted: false,
-                } => {
-                    warn!(message_id, identity = %order.identity, attempt, reason, outcome = "out_of_time", "invocation out of time; rest of batch handed back");
-                    return Fate::Stop;
-                }
-                RetryDecision::GiveUp {
-                    reason,
-                    exhausted: true,
-                } => {
-                    warn!(message_id, identity = %order.identity, attempt, reason, outcome = "exhausted", "giving up; asking close to halt the flow");
-                    tally.tripped = true;
-                    let failed = FlowEvent::DeliveryFailed {
-                        target: cfg.target.clone(),
-                        identity: order.identity.clone(),
-                        message_id: message_id.clone(),
-                        attempts: attempt,
-                        reason: reason.clone(),
-                    };
-                    if let Err(e) = self.events.emit(&failed).await {
-                        warn!(error = %e, "DeliveryFailed event not emitted");
-                    }
-                    let trip = CloseRequest::Trip(TripRequest {
-                        target: cfg.target.clone(),
-                        reason: format!("{attempt} failed attempts, last: {reason}"),
-                    });
-                    if let Err(e) = self.invoker.close(&trip).await {
-                        warn!(error = %e, "trip request not sent; the next batch will try again");
-                    }
-                    return Fate::Stop;
-                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "ramp-up count not written; the watchdog raises it in time")
             }
         }
     }
+}
+
+fn hand_back_all(messages: &[SqsMessage], mut tally: Tally) -> (SqsBatchResponse, Tally) {
+    let failures: Vec<String> = messages.iter().map(message_id).collect();
+    tally.handed_back = failures.len() as u32;
+    (response(failures), tally)
 }
 
 fn response(failures: Vec<String>) -> SqsBatchResponse {
@@ -297,7 +382,6 @@ mod tests {
     use super::*;
     use std::time::Duration;
     use steadfast_domain::fakes::*;
-    use steadfast_domain::Gate;
 
     type Fake = Ports<MemGates, MemLedger, MemParking, MemBus, MemInvoker, ScriptedTarget>;
 
@@ -321,18 +405,30 @@ mod tests {
                 base: Duration::from_millis(1),
                 cap: Duration::from_millis(2),
                 reserve: Duration::ZERO,
+                min_call: Duration::from_millis(10),
             },
             source: "orders".into(),
+            poison_receive_count: 5,
+            ramp_up_successes: 3,
         }
     }
 
-    fn event(bodies: &[&str]) -> SqsEvent {
+    fn event_with(bodies: &[(&str, u32)]) -> SqsEvent {
         let records: Vec<serde_json::Value> = bodies
             .iter()
             .enumerate()
-            .map(|(i, b)| serde_json::json!({"messageId": format!("m{i}"), "body": b}))
+            .map(|(i, (b, rc))| {
+                serde_json::json!({"messageId": format!("m{i}"), "body": b,
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:orders",
+                    "attributes": {"ApproximateReceiveCount": rc.to_string()}})
+            })
             .collect();
         serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+    }
+
+    fn event(bodies: &[&str]) -> SqsEvent {
+        let with: Vec<(&str, u32)> = bodies.iter().map(|b| (*b, 1)).collect();
+        event_with(&with)
     }
 
     fn failed(r: &SqsBatchResponse) -> Vec<String> {
@@ -344,6 +440,10 @@ mod tests {
 
     fn later() -> Instant {
         Instant::now() + Duration::from_secs(60)
+    }
+
+    fn down() -> Outcome {
+        Outcome::unavailable("HTTP 503")
     }
 
     #[tokio::test]
@@ -368,7 +468,7 @@ mod tests {
     #[tokio::test]
     async fn a_halted_gate_hands_everything_back_without_calling_the_api() {
         let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 201 }));
-        let halted = Gate::new("portal").trip(0, "x").unwrap();
+        let halted = Gate::new("portal").trip(0, "x", false, 0).unwrap();
         assert!(p.gates.save(&halted).await.unwrap());
         let (r, _) = p
             .handle(
@@ -382,10 +482,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn exhausted_retries_trip_the_gate_and_hand_back_the_rest_unattempted() {
+    async fn a_failing_target_halts_the_flow_and_the_rest_is_handed_back_unattempted() {
+        // GIVEN the target takes order 1, then fails everything
         let p = ports(ScriptedTarget::new(
             vec![Outcome::Delivered { status: 201 }],
-            Outcome::Transient("HTTP 503".into()),
+            down(),
         ));
         let (r, tally) = p
             .handle(
@@ -394,30 +495,72 @@ mod tests {
                     r#"{"orderId":"1"}"#,
                     r#"{"orderId":"2"}"#,
                     r#"{"orderId":"3"}"#,
+                    r#"{"orderId":"4"}"#,
                 ]),
                 later(),
             )
             .await;
-        assert_eq!(failed(&r), vec!["m1", "m2"]);
+        // THEN order 2 is tried twice, order 3 witnesses once, and order 4 is untouched
+        assert_eq!(failed(&r), vec!["m1", "m2", "m3"]);
         assert!(tally.tripped);
         assert_eq!(
             p.target.calls(),
-            vec!["orders/1", "orders/2", "orders/2", "orders/2"],
-            "3 attempts, order 3 untouched"
+            vec!["orders/1", "orders/2", "orders/2", "orders/3"],
         );
         assert_eq!(p.events.types(), vec!["DeliveryFailed"]);
         assert!(matches!(
             p.invoker.all().as_slice(),
             [Invoked::Close(CloseRequest::Trip(_))]
         ));
+        assert!(
+            p.parking.all().is_empty(),
+            "nothing parked while the target is down"
+        );
     }
 
     #[tokio::test]
-    async fn permanent_refusals_and_bad_input_are_parked_and_the_batch_goes_on() {
+    async fn an_expired_token_halts_instead_of_parking_every_order() {
+        let p = ports(ScriptedTarget::always(Outcome::unavailable(
+            "HTTP 401: Unauthorized",
+        )));
+        let bodies: Vec<String> = (0..10).map(|i| format!(r#"{{"orderId":"{i}"}}"#)).collect();
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let (r, tally) = p.handle(&cfg(5), event(&refs), later()).await;
+        assert!(tally.tripped);
+        assert_eq!(tally.api_calls, 5);
+        assert_eq!(failed(&r).len(), 10);
+        assert!(p.parking.all().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_long_retry_after_halts_at_once_and_carries_the_wait_to_close() {
+        let p = ports(ScriptedTarget::always(Outcome::Unavailable {
+            reason: "HTTP 503".into(),
+            retry_after: Some(Duration::from_secs(120)),
+        }));
+        let (_, tally) = p
+            .handle(
+                &cfg(5),
+                event(&[r#"{"orderId":"1"}"#, r#"{"orderId":"2"}"#]),
+                later(),
+            )
+            .await;
+        assert_eq!((tally.api_calls, tally.tripped), (1, true));
+        match p.invoker.all().as_slice() {
+            [Invoked::Close(CloseRequest::Trip(t))] => {
+                assert_eq!(t.wait_hint_ms, Some(120_000))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_bad_input_and_over_long_identities_are_parked_and_the_batch_goes_on() {
         let p = ports(ScriptedTarget::new(
-            vec![Outcome::Permanent("HTTP 400: Bad Request".into())],
+            vec![Outcome::Refused("HTTP 400: Bad Request".into())],
             Outcome::Delivered { status: 201 },
         ));
+        let long = format!(r#"{{"orderId":"{}"}}"#, "x".repeat(5000));
         let (r, tally) = p
             .handle(
                 &cfg(5),
@@ -425,18 +568,87 @@ mod tests {
                     r#"{"orderId":"1"}"#,
                     "nope",
                     r#"{"x":1}"#,
+                    &long,
                     r#"{"orderId":"4"}"#,
                 ]),
                 later(),
             )
             .await;
         assert!(failed(&r).is_empty(), "parked messages count as handled");
-        assert_eq!((tally.parked, tally.delivered), (3, 1));
-        let reasons: Vec<String> = p.parking.all().into_iter().map(|m| m.reason).collect();
-        assert_eq!(reasons[0], "HTTP 400: Bad Request");
-        assert!(reasons[1].starts_with("body is not valid JSON"));
-        assert_eq!(reasons[2], "identity field /orderId is missing");
-        assert_eq!(p.parking.all()[1].body, "nope", "parked whole");
+        assert_eq!((tally.parked, tally.delivered), (4, 1));
+        let parked = p.parking.all();
+        let reasons: Vec<&str> = parked.iter().map(|m| m.reason.as_str()).collect();
+        assert!(reasons[0].starts_with("body is not valid JSON"));
+        assert_eq!(reasons[1], "identity field /orderId is missing");
+        assert!(reasons[2].contains("over the limit of 1024"));
+        assert_eq!(reasons[3], "HTTP 400: Bad Request");
+        assert_eq!(parked[0].body, "nope", "parked as it came");
+        assert_eq!(
+            parked[0].source_arn.as_deref(),
+            Some("arn:aws:sqs:us-east-1:000000000000:orders")
+        );
+        assert_eq!(p.target.calls(), vec!["orders/1", "orders/4"]);
+    }
+
+    #[tokio::test]
+    async fn an_identity_the_ledger_cannot_read_is_parked_and_only_that_one() {
+        let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 201 }));
+        p.ledger.1.lock().unwrap().insert("orders/2".into());
+        let (r, tally) = p
+            .handle(
+                &cfg(5),
+                event(&[
+                    r#"{"orderId":"1"}"#,
+                    r#"{"orderId":"2"}"#,
+                    r#"{"orderId":"3"}"#,
+                ]),
+                later(),
+            )
+            .await;
+        assert!(failed(&r).is_empty());
+        assert_eq!((tally.delivered, tally.parked), (2, 1));
+        assert!(p.parking.all()[0].reason.contains("ledger cannot hold"));
+    }
+
+    #[tokio::test]
+    async fn a_poison_order_is_handed_back_while_others_go_through_then_parked() {
+        // GIVEN the target fails order 1 (a payload-specific 500) and takes the others
+        let script = |poison_first: bool| {
+            let mut s = vec![];
+            if poison_first {
+                s.extend([down(), down(), down(), down()]);
+            }
+            s.push(Outcome::Delivered { status: 201 });
+            ScriptedTarget::new(s, down())
+        };
+        let p = ports(script(true));
+        let (r, tally) = p
+            .handle(
+                &cfg(5),
+                event(&[r#"{"orderId":"1"}"#, r#"{"orderId":"2"}"#]),
+                later(),
+            )
+            .await;
+        // THEN it goes back to the queue without halting the flow
+        assert_eq!(failed(&r), vec!["m0"]);
+        assert!(!tally.tripped && p.invoker.all().is_empty());
+        // AND on its sixth receive, tried after the fresh order, it is parked
+        let p = ports(ScriptedTarget::new(
+            vec![Outcome::Delivered { status: 201 }],
+            down(),
+        ));
+        let (r, tally) = p
+            .handle(
+                &cfg(5),
+                event_with(&[(r#"{"orderId":"1"}"#, 6), (r#"{"orderId":"2"}"#, 1)]),
+                later(),
+            )
+            .await;
+        assert!(failed(&r).is_empty());
+        assert!(!tally.tripped);
+        assert_eq!(tally.parked, 1);
+        assert!(p.parking.all()[0].reason.contains("6 receives"));
+        assert_eq!(p.target.calls()[0], "orders/2", "the fresh order first");
     }
 
     #[tokio::test]
@@ -460,8 +672,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn running_out_of_time_hands_back_without_tripping() {
-        let p = ports(ScriptedTarget::always(Outcome::Transient("timeout".into())));
+    async fn without_time_for_a_call_everything_goes_back_and_nothing_halts() {
+        let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 201 }));
         let mut c = cfg(5);
         c.retry.reserve = Duration::from_secs(5);
         let (r, tally) = p
@@ -473,6 +685,43 @@ mod tests {
             .await;
         assert_eq!(failed(&r), vec!["m0", "m1"]);
         assert!(!tally.tripped);
+        assert!(p.target.calls().is_empty());
         assert!(p.invoker.all().is_empty());
+    }
+
+    #[tokio::test]
+    async fn during_a_ramp_up_deliveries_are_counted_and_the_goal_asks_open_to_raise() {
+        let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 201 }));
+        let resumed = Gate::new("portal")
+            .trip(0, "x", false, 0)
+            .unwrap()
+            .resume(Some(1), 1, "healthy", true)
+            .unwrap();
+        p.gates.0.lock().unwrap().insert("portal".into(), resumed);
+        p.handle(
+            &cfg(5),
+            event(&[r#"{"orderId":"1"}"#, r#"{"orderId":"2"}"#]),
+            later(),
+        )
+        .await;
+        assert!(p.invoker.all().is_empty(), "2 of 3");
+        p.handle(
+            &cfg(5),
+            event(&[r#"{"orderId":"3"}"#, r#"{"orderId":"4"}"#]),
+            later(),
+        )
+        .await;
+        p.handle(&cfg(5), event(&[r#"{"orderId":"5"}"#]), later())
+            .await;
+        assert_eq!(
+            p.invoker.all(),
+            vec![Invoked::Open(OpenRequest {
+                target: "portal".into(),
+                epoch: Some(1),
+                attempt: None,
+                ramp_up: true
+            })],
+            "asked once, by the batch that reached the goal"
+        );
     }
 }

@@ -7,42 +7,31 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use processor::{deadline_from, Config, Ports};
 use steadfast_aws::{
-    events::EventBridgeBus, gates::DynamoGates, http::HttpTarget, invoke::LambdaInvoker,
-    ledger::DynamoLedger, parking::SqsParking, Clients, ConfigError, Env,
+    clients::identity_rule, events::EventBridgeBus, gates::DynamoGates, http::HttpTarget,
+    invoke::LambdaInvoker, ledger::DynamoLedger, parking::SqsParking, Clients, ConfigError, Env,
 };
-use steadfast_domain::{IdentityRule, RetryPolicy};
+use steadfast_domain::RetryPolicy;
 
 type Live = Ports<DynamoGates, DynamoLedger, SqsParking, EventBridgeBus, LambdaInvoker, HttpTarget>;
 
 fn config(env: &Env) -> Result<Config, ConfigError> {
-    let pointers = env
-        .optional("IDENTITY_POINTERS")
-        .unwrap_or_else(|| "/orderId".into());
-    let namespace = env
-        .optional("IDENTITY_NAMESPACE")
-        .unwrap_or_else(|| "orders".into());
-    let identity = IdentityRule::parse(&namespace, &pointers)
-        .map_err(|why| env.invalid("IDENTITY_POINTERS", &pointers, why))?;
-    let defaults = RetryPolicy::default();
-    let max_attempts: u32 =
-        env.parsed("MAX_ATTEMPTS", defaults.max_attempts, "a whole number >= 1")?;
-    if max_attempts == 0 {
-        return Err(env.invalid("MAX_ATTEMPTS", "0", "a whole number >= 1"));
-    }
+    let d = RetryPolicy::default();
     Ok(Config {
         target: env
             .optional("TARGET_NAME")
             .unwrap_or_else(|| "portal".into()),
-        identity,
+        identity: identity_rule(env)?,
         retry: RetryPolicy {
-            max_attempts,
-            base: env.seconds("RETRY_BASE_SECONDS", defaults.base)?,
-            cap: env.seconds("RETRY_CAP_SECONDS", defaults.cap)?,
-            reserve: Duration::from_secs(2),
+            max_attempts: env.whole_in("MAX_ATTEMPTS", u64::from(d.max_attempts), 1, 20)? as u32,
+            base: env.seconds("RETRY_BASE_SECONDS", d.base)?,
+            cap: env.seconds("RETRY_CAP_SECONDS", d.cap)?,
+            ..d
         },
         source: env
             .optional("SOURCE_NAME")
             .unwrap_or_else(|| "orders".into()),
+        poison_receive_count: env.whole_in("POISON_RECEIVE_COUNT", 5, 1, 1000)? as u32,
+        ramp_up_successes: env.whole_in("RAMP_UP_SUCCESSES", 20, 1, 100_000)?,
     })
 }
 
@@ -50,17 +39,8 @@ async fn ports(env: &Env) -> Result<Live, ConfigError> {
     let clients = Clients::load(env).await;
     Ok(Ports {
         gates: clients.gates(env)?,
-        ledger: DynamoLedger {
-            client: clients.dynamodb.clone(),
-            table: env.required("LEDGER_TABLE")?,
-            window: Duration::from_secs(
-                env.parsed("DEDUP_WINDOW_DAYS", 7u64, "a whole number of days")? * 86_400,
-            ),
-        },
-        parking: SqsParking {
-            client: clients.sqs.clone(),
-            queue_url: env.required("PARKING_QUEUE_URL")?,
-        },
+        ledger: clients.ledger(env)?,
+        parking: clients.parking(env)?,
         events: clients.bus(env)?,
         invoker: clients.invoker(env)?,
         target: HttpTarget::from_env(env, clients.target_token(env).await?)?,

@@ -48,12 +48,90 @@ impl Clients {
     }
 }
 
+use std::collections::BTreeMap;
+
+use steadfast_domain::{Backoff, IdentityRule, Jitter, ProbeMode};
+
 use crate::config::ConfigError;
 use crate::events::EventBridgeBus;
 use crate::gates::DynamoGates;
+use crate::http::HttpTarget;
 use crate::invoke::LambdaInvoker;
+use crate::ledger::DynamoLedger;
+use crate::parking::SqsParking;
+use crate::probe::SqsProbeSource;
 use crate::switch::EsmSwitch;
 use crate::timers::QueueAndScheduleTimers;
+
+/// Default of `DEDUP_WINDOW_SECONDS`: SQS's longest retention, 14 days.
+const DEFAULT_DEDUP_WINDOW_S: u64 = 14 * 86_400;
+
+/// How a guarded target is probed (see [`steadfast_domain::ports::Probe`]).
+pub type Probe = steadfast_domain::ports::Probe<HttpTarget>;
+
+/// The probe schedule: `BACKOFF_BASE_SECONDS` (default 1), `BACKOFF_CAP_SECONDS` (default
+/// 14 400), `BACKOFF_JITTER` (a fraction 0–1, default 0), `TIMER_QUEUE_LIMIT_SECONDS` (default
+/// and at most 900).
+pub fn backoff_schedule(env: &Env) -> Result<Backoff, ConfigError> {
+    let d = Backoff::default();
+    let jitter: f64 = env.parsed("BACKOFF_JITTER", 0.0, "a fraction between 0 and 1")?;
+    if !(0.0..=1.0).contains(&jitter) {
+        return Err(env.invalid(
+            "BACKOFF_JITTER",
+            &jitter.to_string(),
+            "a fraction between 0 and 1",
+        ));
+    }
+    let base = env.seconds("BACKOFF_BASE_SECONDS", d.base)?;
+    let cap = env.seconds("BACKOFF_CAP_SECONDS", d.cap)?;
+    if base.is_zero() || cap < base {
+        return Err(env.invalid(
+            "BACKOFF_CAP_SECONDS",
+            &format!("{cap:?}"),
+            "at least BACKOFF_BASE_SECONDS, which must be > 0",
+        ));
+    }
+    Ok(Backoff {
+        base,
+        cap,
+        jitter: if jitter > 0.0 {
+            Jitter::Proportion(jitter)
+        } else {
+            Jitter::None
+        },
+        queue_limit: env
+            .seconds("TIMER_QUEUE_LIMIT_SECONDS", d.queue_limit)?
+            .min(d.queue_limit),
+    })
+}
+
+/// The names of the guarded targets: the orders target (`TARGET_NAME`, default `portal`) and,
+/// when `INBOX_TARGET_NAME` names another gate, the inbox portal. Setting both to one name
+/// shares one gate on purpose.
+pub fn guarded_names(env: &Env) -> Vec<String> {
+    let orders = env
+        .optional("TARGET_NAME")
+        .unwrap_or_else(|| "portal".into());
+    let mut names = vec![orders.clone()];
+    if let Some(inbox) = env.optional("INBOX_TARGET_NAME") {
+        if inbox != orders {
+            names.push(inbox);
+        }
+    }
+    names
+}
+
+/// `IDENTITY_NAMESPACE` (default `orders`) and `IDENTITY_POINTERS` (default `/orderId`).
+pub fn identity_rule(env: &Env) -> Result<IdentityRule, ConfigError> {
+    let pointers = env
+        .optional("IDENTITY_POINTERS")
+        .unwrap_or_else(|| "/orderId".into());
+    let namespace = env
+        .optional("IDENTITY_NAMESPACE")
+        .unwrap_or_else(|| "orders".into());
+    IdentityRule::parse(&namespace, &pointers)
+        .map_err(|why| env.invalid("IDENTITY_POINTERS", &pointers, why))
+}
 
 /// The adapters built from configuration, one constructor each, so every function wires the
 /// same adapter the same way.
@@ -112,6 +190,94 @@ impl Clients {
             self.invoke.clone(),
             env.required("CLOSE_FUNCTION")?,
         ))
+    }
+
+    /// `LEDGER_TABLE`, remembering deliveries `DEDUP_WINDOW_SECONDS` (default 14 days, the
+    /// template sets the source queue's retention).
+    pub fn ledger(&self, env: &Env) -> Result<DynamoLedger, ConfigError> {
+        let window = env.whole_in(
+            "DEDUP_WINDOW_SECONDS",
+            DEFAULT_DEDUP_WINDOW_S,
+            60,
+            366 * 86_400,
+        )?;
+        Ok(DynamoLedger {
+            client: self.dynamodb.clone(),
+            table: env.required("LEDGER_TABLE")?,
+            window: std::time::Duration::from_secs(window),
+        })
+    }
+
+    /// `PARKING_QUEUE_URL`.
+    pub fn parking(&self, env: &Env) -> Result<SqsParking, ConfigError> {
+        Ok(SqsParking {
+            client: self.sqs.clone(),
+            queue_url: env.required("PARKING_QUEUE_URL")?,
+        })
+    }
+
+    /// `ORDERS_QUEUE_URL` and `ORDERS_QUEUE_ARN`: the guarded queue, for message probes.
+    pub fn probe_source(&self, env: &Env) -> Result<SqsProbeSource, ConfigError> {
+        Ok(SqsProbeSource {
+            client: self.sqs.clone(),
+            queue_url: env.required("ORDERS_QUEUE_URL")?,
+            queue_arn: env.required("ORDERS_QUEUE_ARN")?,
+        })
+    }
+
+    /// The switch of every guarded target ([`guarded_names`]): the orders target's is its
+    /// queue's mapping (`PROCESSOR_FUNCTION`, `ORDERS_QUEUE_ARN`); the inbox portal has none
+    /// (its processor reads the gate and claims nothing while it is not flowing).
+    pub fn switches(&self, env: &Env) -> Result<BTreeMap<String, Option<EsmSwitch>>, ConfigError> {
+        let mut names = guarded_names(env).into_iter();
+        let mut out = BTreeMap::new();
+        if let Some(orders) = names.next() {
+            out.insert(orders, Some(self.flow_switch(env)?));
+        }
+        out.extend(names.map(|n| (n, None)));
+        Ok(out)
+    }
+
+    /// How every guarded target is probed. The orders target: `PROBE_MODE` (`health`,
+    /// `message`, or `auto`, the default: health when `PROBE_URL` is set, else message) with
+    /// `PROBE_URL` for health probes. The inbox portal: health probes at `INBOX_PROBE_URL`
+    /// (default `INBOX_PORTAL_URL`).
+    pub fn probes(
+        &self,
+        env: &Env,
+        token: Option<String>,
+    ) -> Result<BTreeMap<String, Probe>, ConfigError> {
+        let mut names = guarded_names(env).into_iter();
+        let mut out = BTreeMap::new();
+        if let Some(orders) = names.next() {
+            let probe_url = env.optional("PROBE_URL");
+            let raw = env.optional("PROBE_MODE").unwrap_or_else(|| "auto".into());
+            let mode = ProbeMode::parse(&raw, probe_url.is_some())
+                .map_err(|why| env.invalid("PROBE_MODE", &raw, why))?;
+            if mode == ProbeMode::Health && probe_url.is_none() {
+                return Err(env.invalid(
+                    "PROBE_URL",
+                    "",
+                    "a health URL that answers 2xx when the API is up (PROBE_MODE=health)",
+                ));
+            }
+            let url = env.target_url("TARGET_URL")?;
+            let target = HttpTarget::at(env, "PROBE_URL", url, probe_url, token.clone())?;
+            out.insert(orders, Probe { target, mode });
+        }
+        for name in names {
+            let portal = env.target_url("INBOX_PORTAL_URL")?;
+            let probe_url = env.optional("INBOX_PROBE_URL");
+            let target = HttpTarget::at(env, "INBOX_PROBE_URL", portal, probe_url, token.clone())?;
+            out.insert(
+                name,
+                Probe {
+                    target,
+                    mode: ProbeMode::Health,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// The target's bearer token: the secret `TARGET_TOKEN_SECRET_ARN` names (Secrets Manager,

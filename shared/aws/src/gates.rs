@@ -68,4 +68,46 @@ impl GateStore for DynamoGates {
             )),
         }
     }
+
+    async fn count_ramp(
+        &self,
+        target: &str,
+        epoch: u64,
+        delivered: u64,
+    ) -> PortResult<Option<u64>> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("target", AttributeValue::S(target.to_owned()))
+            .update_expression("ADD ramp_delivered :n")
+            .condition_expression("#s = :flowing AND epoch = :e AND ramping = :yes")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":n", AttributeValue::N(delivered.to_string()))
+            .expression_attribute_values(":flowing", AttributeValue::S("Flowing".into()))
+            .expression_attribute_values(":e", AttributeValue::N(epoch.to_string()))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match out {
+            Ok(o) => Ok(o
+                .attributes
+                .and_then(|a| match a.get("ramp_delivered") {
+                    Some(AttributeValue::N(n)) => n.parse().ok(),
+                    _ => None,
+                })
+                .or(Some(delivered))),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(PortError::new(
+                format!("UpdateItem ramp count of gate {target} in {}", self.table),
+                describe(&e),
+            )),
+        }
+    }
 }

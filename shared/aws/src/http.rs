@@ -1,12 +1,13 @@
-//! The HTTP delivery client of a target API: POST with `Idempotency-Key`, rustls, a timeout,
-//! and every answer classified by the domain. Bodies of answers are never logged.
+//! The HTTP delivery client of a target API: POST with a header-safe `Idempotency-Key`,
+//! rustls, a per-call timeout, and every answer classified by the domain's status classes.
+//! Bodies of answers are never read nor logged.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use steadfast_domain::outcome::{classify, parse_retry_after_seconds};
+use steadfast_domain::outcome::{parse_retry_after, StatusClasses};
 use steadfast_domain::ports::Target;
-use steadfast_domain::Outcome;
+use steadfast_domain::{idempotency_key, Outcome};
 
 use crate::config::{ConfigError, Env};
 
@@ -15,12 +16,13 @@ pub struct HttpTarget {
     url: String,
     probe_url: String,
     bearer: Option<String>,
+    classes: StatusClasses,
+    timeout: Duration,
 }
 
 impl HttpTarget {
     /// From `TARGET_URL` (https unless `ALLOW_INSECURE_HTTP=true`), `PROBE_URL` (default:
-    /// `TARGET_URL`), `TARGET_TIMEOUT_SECONDS` (default 10), and the bearer token
-    /// [`crate::Clients::target_token`] found (never logged).
+    /// `TARGET_URL`), and the common settings of [`HttpTarget::at`].
     pub fn from_env(env: &Env, token: Option<String>) -> Result<Self, ConfigError> {
         let url = env.target_url("TARGET_URL")?;
         let probe_url = match env.optional("PROBE_URL") {
@@ -30,16 +32,24 @@ impl HttpTarget {
         Self::build(env, "TARGET_URL", url, probe_url, token)
     }
 
-    /// A target at `url` (checked like `TARGET_URL`; `setting` names where it came from), with
-    /// the same timeout and token settings; its probe is a GET of `url`.
+    /// A target at `url` probed at `probe_url` (both checked like `TARGET_URL`; `setting` names
+    /// where `url` came from). Common settings: `TARGET_TIMEOUT_SECONDS` (default 10),
+    /// `DELIVERED_STATUSES` (default `2xx,409`), `TARGET_LEVEL_STATUSES` (default
+    /// `3xx,401,403,404,405,407,408,410,429,5xx`), and the bearer token
+    /// [`crate::Clients::target_token`] found (never logged).
     pub fn at(
         env: &Env,
         setting: &str,
         url: String,
+        probe_url: Option<String>,
         token: Option<String>,
     ) -> Result<Self, ConfigError> {
         let url = env.secure_url(setting, url)?;
-        Self::build(env, setting, url.clone(), url, token)
+        let probe_url = match probe_url {
+            Some(p) => env.secure_url(setting, p)?,
+            None => url.clone(),
+        };
+        Self::build(env, setting, url, probe_url, token)
     }
 
     fn build(
@@ -50,8 +60,8 @@ impl HttpTarget {
         token: Option<String>,
     ) -> Result<Self, ConfigError> {
         let timeout = env.seconds("TARGET_TIMEOUT_SECONDS", Duration::from_secs(10))?;
+        let classes = status_classes(env)?;
         let client = reqwest::Client::builder()
-            .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -67,19 +77,16 @@ impl HttpTarget {
             url,
             probe_url,
             bearer: token,
+            classes,
+            timeout,
         })
     }
 
-    fn outcome(response: reqwest::Response) -> Outcome {
+    fn outcome(&self, response: reqwest::Response) -> Outcome {
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after_seconds);
-        classify(
+        self.classes.classify(
             status.as_u16(),
-            retry_after,
+            retry_after(&response),
             status.canonical_reason().unwrap_or(""),
         )
     }
@@ -92,38 +99,84 @@ impl HttpTarget {
         } else {
             "request failed"
         };
-        Outcome::Transient(kind.to_owned())
+        Outcome::unavailable(kind)
     }
 }
 
+/// The answer's Retry-After (seconds or an HTTP date), if any.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+/// `DELIVERED_STATUSES` and `TARGET_LEVEL_STATUSES` (see [`HttpTarget::at`]).
+pub fn status_classes(env: &Env) -> Result<StatusClasses, ConfigError> {
+    use steadfast_domain::outcome::{DELIVERED_STATUSES, TARGET_LEVEL_STATUSES};
+    let delivered = env
+        .optional("DELIVERED_STATUSES")
+        .unwrap_or_else(|| DELIVERED_STATUSES.into());
+    let target_level = env
+        .optional("TARGET_LEVEL_STATUSES")
+        .unwrap_or_else(|| TARGET_LEVEL_STATUSES.into());
+    StatusClasses::parse(&delivered, &target_level).map_err(|why| {
+        env.invalid(
+            "TARGET_LEVEL_STATUSES",
+            &format!("{target_level} (DELIVERED_STATUSES={delivered})"),
+            why,
+        )
+    })
+}
+
 impl Target for HttpTarget {
-    async fn deliver(&self, identity: &str, body: &Value) -> Outcome {
+    async fn deliver(&self, identity: &str, body: &Value, timeout: Duration) -> Outcome {
         let mut request = self
             .client
             .post(&self.url)
-            .header("Idempotency-Key", identity)
+            .timeout(timeout)
+            .header("Idempotency-Key", idempotency_key(identity))
             .json(body);
         if let Some(token) = &self.bearer {
             request = request.bearer_auth(token);
         }
         match request.send().await {
-            Ok(r) => Self::outcome(r),
+            Ok(r) => self.outcome(r),
             Err(e) => Self::failure(e),
         }
     }
 
-    async fn check(&self) -> Outcome {
-        let mut request = self.client.get(&self.probe_url);
+    async fn check(&self, timeout: Duration) -> Outcome {
+        let mut request = self.client.get(&self.probe_url).timeout(timeout);
         if let Some(token) = &self.bearer {
             request = request.bearer_auth(token);
         }
         match request.send().await {
-            Ok(r) => match Self::outcome(r) {
-                // any definite answer means the API is up again
-                Outcome::Permanent(_) => Outcome::Delivered { status: 200 },
-                other => other,
-            },
+            Ok(r) => {
+                let status = r.status();
+                // Only 2xx is healthy: a 404 or a redirect says the probe URL is wrong, not
+                // that the API is back.
+                if status.is_success() {
+                    Outcome::Delivered {
+                        status: status.as_u16(),
+                    }
+                } else {
+                    Outcome::Unavailable {
+                        reason: format!(
+                            "probe HTTP {}: {}",
+                            status.as_u16(),
+                            status.canonical_reason().unwrap_or("")
+                        ),
+                        retry_after: retry_after(&r),
+                    }
+                }
+            }
             Err(e) => Self::failure(e),
         }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 }

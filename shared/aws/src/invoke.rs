@@ -4,7 +4,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde::Serialize;
 use steadfast_domain::ports::{Invoker, PortError, PortResult};
-use steadfast_domain::{CloseRequest, ProbeRequest};
+use steadfast_domain::{CloseRequest, OpenRequest, ProbeRequest};
 
 use crate::describe;
 
@@ -53,7 +53,7 @@ impl Invoker for LambdaInvoker {
     async fn backoff(&self, probe: &ProbeRequest) -> PortResult<()> {
         self.fire(&self.backoff_function, probe).await
     }
-    async fn open(&self, probe: &ProbeRequest) -> PortResult<()> {
-        self.fire(&self.open_function, probe).await
+    async fn open(&self, request: &OpenRequest) -> PortResult<()> {
+        self.fire(&self.open_function, request).await
     }
 }

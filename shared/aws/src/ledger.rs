@@ -1,74 +1,128 @@
 //! The delivery ledger on DynamoDB: key `identity`, expiring after the dedup window through
 //! the table's TTL attribute `expires_at`. An SQS redelivery of a delivered message is found
-//! here and not sent again.
+//! here and not sent again. The window is the source queue's retention, so every message the
+//! queue can still hold is covered.
+//!
+//! A failed read concerns only its keys: the batch read falls back to one read per key, and
+//! a key that can never be read (a validation error) is reported as such, so the processor
+//! parks that one message and delivers the rest.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use steadfast_domain::ports::{Ledger, PortError, PortResult};
+use steadfast_domain::ports::{Ledger, LedgerRead, PortError, PortResult};
 
-use crate::{describe, now_ms};
+use crate::{now_ms, port_error};
 
 pub struct DynamoLedger {
     pub client: aws_sdk_dynamodb::Client,
     pub table: String,
-    /// How long a delivered identity is remembered. Default 7 days.
+    /// How long a delivered identity is remembered: the source queue's retention (14 days).
     pub window: Duration,
 }
 
-impl Ledger for DynamoLedger {
-    async fn delivered(&self, identities: &[String]) -> PortResult<HashSet<String>> {
-        let unique: HashSet<&String> = identities.iter().collect();
+type Item = HashMap<String, AttributeValue>;
+
+impl DynamoLedger {
+    /// The identity of a live entry (TTL deletion is lazy: an expired entry no longer counts).
+    fn live(item: &Item, now_s: u64) -> Option<&String> {
+        let live = match item.get("expires_at") {
+            Some(AttributeValue::N(n)) => n.parse::<u64>().map(|t| t > now_s).unwrap_or(true),
+            _ => true,
+        };
+        match (live, item.get("identity")) {
+            (true, Some(AttributeValue::S(id))) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn key(id: &str) -> Item {
+        HashMap::from([("identity".to_owned(), AttributeValue::S(id.to_owned()))])
+    }
+
+    /// One BatchGetItem (with its unprocessed keys) for at most 100 keys.
+    async fn batch(&self, keys: &[&String], now_s: u64) -> PortResult<HashSet<String>> {
+        let mut request = KeysAndAttributes::builder().consistent_read(true);
+        for id in keys {
+            request = request.keys(Self::key(id));
+        }
+        let request = request
+            .build()
+            .map_err(|e| PortError::new("build BatchGetItem", e))?;
         let mut found = HashSet::new();
-        let now_s = now_ms() / 1000;
-        // BatchGetItem takes at most 100 keys; SQS batches are at most 10 here.
-        let keys: Vec<&String> = unique.into_iter().collect();
-        for chunk in keys.chunks(100) {
-            let mut request = KeysAndAttributes::builder().consistent_read(true);
-            for id in chunk {
-                request = request.keys(HashMap::from([(
-                    "identity".to_owned(),
-                    AttributeValue::S((*id).clone()),
-                )]));
-            }
-            let mut pending = Some(HashMap::from([(
-                self.table.clone(),
-                request
-                    .build()
-                    .map_err(|e| PortError::new("build BatchGetItem", e))?,
-            )]));
-            while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(items))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        PortError::new(format!("BatchGetItem from {}", self.table), describe(&e))
-                    })?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    // TTL deletion is lazy: an expired entry no longer counts.
-                    let live = match item.get("expires_at") {
-                        Some(AttributeValue::N(n)) => {
-                            n.parse::<u64>().map(|t| t > now_s).unwrap_or(true)
-                        }
-                        _ => true,
-                    };
-                    if let (true, Some(AttributeValue::S(id))) = (live, item.get("identity")) {
-                        found.insert(id.clone());
-                    }
+        let mut pending = Some(HashMap::from([(self.table.clone(), request)]));
+        while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(items))
+                .send()
+                .await
+                .map_err(|e| port_error(format!("BatchGetItem from {}", self.table), &e))?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                if let Some(id) = Self::live(&item, now_s) {
+                    found.insert(id.clone());
                 }
-                pending = out.unprocessed_keys;
             }
+            pending = out.unprocessed_keys;
         }
         Ok(found)
+    }
+
+    async fn one(&self, id: &str, now_s: u64) -> PortResult<bool> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("GetItem from {}", self.table), &e))?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| Self::live(i, now_s))
+            .is_some())
+    }
+}
+
+impl Ledger for DynamoLedger {
+    async fn delivered(&self, identities: &[String]) -> LedgerRead {
+        let unique: Vec<&String> = identities
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let now_s = now_ms() / 1000;
+        let mut read = LedgerRead::default();
+        // BatchGetItem takes at most 100 keys; SQS batches are at most 10 here.
+        for chunk in unique.chunks(100) {
+            match self.batch(chunk, now_s).await {
+                Ok(found) => read.delivered.extend(found),
+                Err(e) => {
+                    tracing::warn!(error = %e, keys = chunk.len(), "ledger batch read failed; reading key by key");
+                    for id in chunk {
+                        match self.one(id, now_s).await {
+                            Ok(true) => {
+                                read.delivered.insert((*id).clone());
+                            }
+                            Ok(false) => {}
+                            Err(e) => {
+                                read.unreadable.insert((*id).clone(), e);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        read
     }
 
     async fn record(&self, identity: &str, message_id: &str) -> PortResult<()> {
@@ -85,12 +139,7 @@ impl Ledger for DynamoLedger {
             )
             .send()
             .await
-            .map_err(|e| {
-                PortError::new(
-                    format!("PutItem {identity} into {}", self.table),
-                    describe(&e),
-                )
-            })?;
+            .map_err(|e| port_error(format!("PutItem {identity} into {}", self.table), &e))?;
         Ok(())
     }
 }

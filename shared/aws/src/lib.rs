@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod outbox;
 pub mod parking;
+pub mod probe;
 pub mod switch;
 pub mod timers;
 
@@ -31,6 +32,28 @@ pub fn now_ms() -> u64 {
 /// An SDK error with its whole chain of causes, for logs and port errors.
 pub(crate) fn describe<E: std::error::Error>(e: &E) -> String {
     aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
+}
+
+/// A port error from an SDK error that keeps its kind: a `ValidationException` (the request
+/// itself is refused, e.g. a key over DynamoDB's size limit) can never succeed.
+pub(crate) fn port_error<E, R>(
+    operation: impl Into<String>,
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> steadfast_domain::ports::PortError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use steadfast_domain::ports::PortError;
+    let invalid = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "ValidationException" || c == "InvalidParameterValue");
+    if invalid {
+        PortError::invalid(operation, describe(e))
+    } else {
+        PortError::new(operation, describe(e))
+    }
 }
 
 /// The end of an invocation as an `Instant`, from the context's deadline (ms since the Unix

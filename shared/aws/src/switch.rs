@@ -1,7 +1,14 @@
 //! The flow switch: the event source mapping from the guarded queue to the processor. Found
 //! by function and queue ARN on first use and remembered, so the template needs no UUID.
+//!
+//! A mapping that is still changing (AWS answers ResourceInUseException while it is Enabling,
+//! Disabling or Updating) is asked again with a doubling pause, 0.5 s up to 8 s, about 15 s
+//! in all; the watchdog covers anything longer.
 
-use steadfast_domain::ports::{FlowSwitch, PortError, PortResult};
+use std::time::Duration;
+
+use aws_sdk_lambda::types::ScalingConfig;
+use steadfast_domain::ports::{FlowSwitch, PortError, PortResult, SwitchReading, SwitchState};
 use tokio::sync::OnceCell;
 
 use crate::describe;
@@ -57,20 +64,68 @@ impl EsmSwitch {
 }
 
 impl FlowSwitch for EsmSwitch {
-    async fn set_enabled(&self, enabled: bool) -> PortResult<()> {
+    async fn read(&self) -> PortResult<SwitchReading> {
         let uuid = self.uuid().await?;
-        self.client
-            .update_event_source_mapping()
+        let out = self
+            .client
+            .get_event_source_mapping()
             .uuid(uuid)
-            .enabled(enabled)
             .send()
             .await
-            .map_err(|e| {
-                PortError::new(
-                    format!("UpdateEventSourceMapping {uuid} enabled={enabled}"),
-                    describe(&e),
-                )
-            })?;
-        Ok(())
+            .map_err(|e| PortError::new(format!("GetEventSourceMapping {uuid}"), describe(&e)))?;
+        let state = match out.state.as_deref() {
+            Some("Enabled") => SwitchState::Enabled,
+            Some("Disabled") => SwitchState::Disabled,
+            other => SwitchState::Changing(other.unwrap_or("unknown").to_owned()),
+        };
+        Ok(SwitchReading {
+            state,
+            max_concurrency: out
+                .scaling_config
+                .and_then(|c| c.maximum_concurrency)
+                .and_then(|n| u32::try_from(n).ok()),
+        })
+    }
+
+    async fn set(&self, enabled: bool, max_concurrency: Option<u32>) -> PortResult<()> {
+        let uuid = self.uuid().await?;
+        let mut pause = Duration::from_millis(500);
+        loop {
+            let mut request = self
+                .client
+                .update_event_source_mapping()
+                .uuid(uuid)
+                .enabled(enabled);
+            if let Some(n) = max_concurrency {
+                request = request.scaling_config(
+                    ScalingConfig::builder()
+                        .maximum_concurrency(i32::try_from(n).unwrap_or(i32::MAX))
+                        .build(),
+                );
+            }
+            match request.send().await {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if pause <= Duration::from_secs(8)
+                        && e.as_service_error()
+                            .is_some_and(|s| s.is_resource_in_use_exception()) =>
+                {
+                    tracing::info!(
+                        uuid,
+                        enabled,
+                        pause_ms = pause.as_millis() as u64,
+                        "mapping still changing; asking again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => {
+                    return Err(PortError::new(
+                        format!("UpdateEventSourceMapping {uuid} enabled={enabled}"),
+                        describe(&e),
+                    ))
+                }
+            }
+        }
     }
 }

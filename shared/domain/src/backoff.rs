@@ -1,5 +1,7 @@
-//! The probe schedule after a halt: delay = min(base · 2^attempt, cap), optionally jittered,
-//! and how each delay is carried (an SQS timer message or a one-time Scheduler schedule).
+//! The probe schedule after a halt: delay = min(max(base · 2^attempt, Retry-After), cap),
+//! optionally jittered, and how each delay is carried (an SQS timer message or a one-time
+//! Scheduler schedule). A wait the target announced (Retry-After) moves the probe to when it
+//! said it would be back, never past the cap.
 //!
 //! Defaults: base 1 s, cap 4 h, no jitter, timers queue up to 900 s (SQS's DelaySeconds
 //! maximum). EventBridge Scheduler fires with one-minute precision, so only delays above the
@@ -77,6 +79,13 @@ impl Backoff {
         }
     }
 
+    /// The delay before probe `attempt` when the target announced `announced` (its longest
+    /// Retry-After): min(max(jittered delay, announced), cap).
+    pub fn delay_after(&self, attempt: u32, announced: Option<Duration>, unit: f64) -> Duration {
+        let d = self.delay(attempt, unit);
+        announced.map_or(d, |a| d.max(a)).min(self.cap)
+    }
+
     /// How a timer of `delay`, set at `now_ms`, is carried.
     pub fn route(&self, delay: Duration, now_ms: u64) -> TimerRoute {
         if delay <= self.queue_limit {
@@ -134,7 +143,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_announced_wait_moves_the_probe_but_never_past_the_cap() {
+        let b = Backoff::default();
+        let two_min = Some(Duration::from_secs(120));
+        assert_eq!(b.delay_after(0, two_min, 0.0), Duration::from_secs(120));
+        assert_eq!(b.delay_after(10, two_min, 0.0), Duration::from_secs(1024));
+        assert_eq!(
+            b.delay_after(0, Some(Duration::from_secs(86_400)), 0.0),
+            Duration::from_secs(14_400)
+        );
+        assert_eq!(b.delay_after(3, None, 0.0), Duration::from_secs(8));
+    }
+
     proptest! {
+        #[test]
+        fn the_first_probe_comes_no_earlier_than_the_announced_wait_up_to_the_cap(
+            base_ms in 1u64..10_000, cap_ms in 1u64..100_000_000, attempt in 0u32..64,
+            wait_ms in 0u64..200_000_000, f in 0.0f64..=1.0, u in 0.0f64..1.0,
+        ) {
+            let b = Backoff { base: Duration::from_millis(base_ms), cap: Duration::from_millis(cap_ms), jitter: Jitter::Proportion(f), ..Backoff::default() };
+            let wait = Duration::from_millis(wait_ms);
+            let d = b.delay_after(attempt, Some(wait), u);
+            prop_assert!(d >= wait.min(b.cap));
+            prop_assert!(d <= b.cap);
+        }
+
         #[test]
         fn the_schedule_doubles_from_the_base_and_never_passes_the_cap(
             base_ms in 1u64..10_000, cap_ms in 1u64..100_000_000, attempt in 0u32..200,

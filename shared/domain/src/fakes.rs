@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -10,7 +11,7 @@ use crate::backoff::TimerRoute;
 use crate::gate::Gate;
 use crate::outcome::Outcome;
 use crate::ports::*;
-use crate::signal::{CloseRequest, FlowEvent, ProbeRequest};
+use crate::signal::{CloseRequest, FlowEvent, OpenRequest, ProbeRequest};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -38,19 +39,42 @@ impl GateStore for MemGates {
         m.insert(next.target.clone(), next.clone());
         Ok(true)
     }
+    async fn count_ramp(
+        &self,
+        target: &str,
+        epoch: u64,
+        delivered: u64,
+    ) -> PortResult<Option<u64>> {
+        let mut m = lock(&self.0);
+        match m.get_mut(target) {
+            Some(g) if g.is_flowing() && g.ramping && g.epoch == epoch => {
+                g.ramp_delivered += delivered;
+                Ok(Some(g.ramp_delivered))
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
+/// Delivered identities; identities in `unreadable` fail to read with an invalid-request
+/// error, as an over-long DynamoDB key does.
 #[derive(Default)]
-pub struct MemLedger(pub Mutex<HashSet<String>>);
+pub struct MemLedger(pub Mutex<HashSet<String>>, pub Mutex<HashSet<String>>);
 
 impl Ledger for MemLedger {
-    async fn delivered(&self, identities: &[String]) -> PortResult<HashSet<String>> {
+    async fn delivered(&self, identities: &[String]) -> LedgerRead {
         let m = lock(&self.0);
-        Ok(identities
-            .iter()
-            .filter(|i| m.contains(*i))
-            .cloned()
-            .collect())
+        let bad = lock(&self.1);
+        let mut read = LedgerRead::default();
+        for i in identities {
+            if bad.contains(i) {
+                read.unreadable
+                    .insert(i.clone(), PortError::invalid("GetItem", "key too long"));
+            } else if m.contains(i) {
+                read.delivered.insert(i.clone());
+            }
+        }
+        read
     }
     async fn record(&self, identity: &str, _message_id: &str) -> PortResult<()> {
         lock(&self.0).insert(identity.to_owned());
@@ -90,23 +114,37 @@ impl EventBus for MemBus {
     }
 }
 
-/// Records every switch; starts enabled. `failures` makes the next that many calls fail.
-pub struct MemSwitch(pub Mutex<Vec<bool>>, pub Mutex<u32>);
+/// Records every switch as (enabled, MaximumConcurrency); starts enabled at 5. `failures`
+/// makes the next that many `set` calls fail.
+pub struct MemSwitch(pub Mutex<Vec<(bool, Option<u32>)>>, pub Mutex<u32>);
 
 impl Default for MemSwitch {
     fn default() -> Self {
-        MemSwitch(Mutex::new(vec![true]), Mutex::new(0))
+        MemSwitch(Mutex::new(vec![(true, Some(5))]), Mutex::new(0))
     }
 }
 
 impl MemSwitch {
     pub fn enabled(&self) -> bool {
-        *lock(&self.0).last().unwrap_or(&true)
+        lock(&self.0).last().is_none_or(|s| s.0)
+    }
+    pub fn max_concurrency(&self) -> Option<u32> {
+        lock(&self.0).last().and_then(|s| s.1)
     }
 }
 
 impl FlowSwitch for MemSwitch {
-    async fn set_enabled(&self, enabled: bool) -> PortResult<()> {
+    async fn read(&self) -> PortResult<SwitchReading> {
+        Ok(SwitchReading {
+            state: if self.enabled() {
+                SwitchState::Enabled
+            } else {
+                SwitchState::Disabled
+            },
+            max_concurrency: self.max_concurrency(),
+        })
+    }
+    async fn set(&self, enabled: bool, max_concurrency: Option<u32>) -> PortResult<()> {
         let mut failures = lock(&self.1);
         if *failures > 0 {
             *failures -= 1;
@@ -115,7 +153,9 @@ impl FlowSwitch for MemSwitch {
                 "injected failure",
             ));
         }
-        lock(&self.0).push(enabled);
+        let mut states = lock(&self.0);
+        let max = max_concurrency.or_else(|| states.last().and_then(|s| s.1));
+        states.push((enabled, max));
         Ok(())
     }
 }
@@ -142,7 +182,7 @@ impl Timers for MemTimers {
 pub enum Invoked {
     Close(CloseRequest),
     Backoff(ProbeRequest),
-    Open(ProbeRequest),
+    Open(OpenRequest),
 }
 
 #[derive(Default)]
@@ -163,8 +203,8 @@ impl Invoker for MemInvoker {
         lock(&self.0).push(Invoked::Backoff(probe.clone()));
         Ok(())
     }
-    async fn open(&self, probe: &ProbeRequest) -> PortResult<()> {
-        lock(&self.0).push(Invoked::Open(probe.clone()));
+    async fn open(&self, request: &OpenRequest) -> PortResult<()> {
+        lock(&self.0).push(Invoked::Open(request.clone()));
         Ok(())
     }
 }
@@ -198,13 +238,57 @@ impl ScriptedTarget {
 }
 
 impl Target for ScriptedTarget {
-    async fn deliver(&self, identity: &str, _body: &Value) -> Outcome {
+    async fn deliver(&self, identity: &str, _body: &Value, _timeout: Duration) -> Outcome {
         lock(&self.calls).push(identity.to_owned());
         self.next()
     }
-    async fn check(&self) -> Outcome {
+    async fn check(&self, _timeout: Duration) -> Outcome {
         lock(&self.calls).push("<probe>".to_owned());
         self.next()
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(3)
+    }
+}
+
+/// A guarded queue in memory for the message probe: messages are taken in order; `done`
+/// deletes, `release` puts back at the front.
+#[derive(Default)]
+pub struct MemProbeSource {
+    pub queue: Mutex<VecDeque<Queued>>,
+    pub deleted: Mutex<Vec<String>>,
+}
+
+impl MemProbeSource {
+    pub fn with(bodies: &[&str]) -> Self {
+        let s = MemProbeSource::default();
+        for (i, b) in bodies.iter().enumerate() {
+            lock(&s.queue).push_back(Queued {
+                message_id: format!("q{i}"),
+                receipt: format!("r{i}"),
+                body: (*b).to_owned(),
+                receive_count: 1,
+                source_arn: "arn:aws:sqs:us-east-1:000000000000:orders".into(),
+            });
+        }
+        s
+    }
+    pub fn left(&self) -> usize {
+        lock(&self.queue).len()
+    }
+}
+
+impl ProbeSource for MemProbeSource {
+    async fn take(&self) -> PortResult<Option<Queued>> {
+        Ok(lock(&self.queue).pop_front())
+    }
+    async fn done(&self, message: &Queued) -> PortResult<()> {
+        lock(&self.deleted).push(message.message_id.clone());
+        Ok(())
+    }
+    async fn release(&self, message: &Queued) -> PortResult<()> {
+        lock(&self.queue).push_front(message.clone());
+        Ok(())
     }
 }
 

@@ -8,10 +8,16 @@
 //! callers exactly one wins; the others see a conflict and do nothing.
 //!
 //! Invariants (property-tested):
-//! - `epoch` counts halts and never decreases; each halt starts a new epoch at attempt 0.
+//! - `epoch` counts halts and never decreases; each halt starts a new epoch;
 //! - a probe is accepted only for the current epoch and the attempt the gate is waiting for,
 //!   so a duplicate or stale timer is refused;
-//! - `version` increases by exactly one on every accepted transition.
+//! - `version` increases by exactly one on every accepted transition;
+//! - a manual halt (an operator's) is never probed and only lifted by a resume without epoch.
+//!
+//! A halt that comes soon after a resume (within the relapse window) does not start its probe
+//! chain again at attempt 0 but one attempt after where the last chain ended: a target whose
+//! health check answers 2xx while deliveries keep failing is probed ever less often instead of
+//! every second.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,10 +41,11 @@ pub struct Gate {
     /// Number of halts so far; identifies the current backoff chain.
     pub epoch: u64,
     /// In `Halted`: the probe attempt the gate waits for. In `Probing`: the probe under way.
+    /// In `Flowing`: the attempt whose probe found the target healthy.
     pub attempt: u32,
     /// Optimistic-concurrency version; `0` means "never stored".
     pub version: u64,
-    /// Milliseconds since the Unix epoch of the last transition (informational).
+    /// Milliseconds since the Unix epoch of the last transition.
     pub changed_at_ms: u64,
     /// Why the gate last changed (e.g. "5 transient failures: HTTP 503").
     #[serde(default)]
@@ -46,6 +53,22 @@ pub struct Gate {
     /// When the current (or last) halt began, ms since the Unix epoch; 0 if never halted.
     #[serde(default)]
     pub halted_at_ms: u64,
+    /// In `Halted`: when the timer of probe `attempt` is due, ms since the Unix epoch (0 for a
+    /// manual halt, which has no probes).
+    #[serde(default)]
+    pub next_probe_at_ms: u64,
+    /// When the flow last resumed, ms since the Unix epoch; 0 if never.
+    #[serde(default)]
+    pub resumed_at_ms: u64,
+    /// Halted by an operator: no probes, lifted only by an operator's resume.
+    #[serde(default)]
+    pub manual: bool,
+    /// Resumed at a low concurrency, not yet raised to the configured one.
+    #[serde(default)]
+    pub ramping: bool,
+    /// Deliveries counted since the resume while `ramping` (an atomic counter of the store).
+    #[serde(default)]
+    pub ramp_delivered: u64,
 }
 
 /// Why a transition was not taken. None of these is an error for the caller: each means
@@ -56,6 +79,10 @@ pub enum Refused {
     AlreadyHalted(String, u64),
     #[error("the gate of {0} is already flowing")]
     AlreadyFlowing(String),
+    #[error("the gate of {0} was halted by an operator; only an operator's resume lifts it")]
+    ManualHalt(String),
+    #[error("the gate of {0} is not ramping up (epoch {1})")]
+    NotRamping(String, u64),
     #[error("stale probe for epoch {got_epoch} attempt {got_attempt}; gate is {state:?} at epoch {epoch} attempt {attempt}")]
     StaleProbe {
         got_epoch: u64,
@@ -78,6 +105,11 @@ impl Gate {
             changed_at_ms: 0,
             reason: String::new(),
             halted_at_ms: 0,
+            next_probe_at_ms: 0,
+            resumed_at_ms: 0,
+            manual: false,
+            ramping: false,
+            ramp_delivered: 0,
         }
     }
 
@@ -85,34 +117,59 @@ impl Gate {
         self.state == GateState::Flowing
     }
 
-    fn next(&self, state: GateState, epoch: u64, attempt: u32, now_ms: u64, reason: &str) -> Gate {
+    fn next(&self, state: GateState, attempt: u32, now_ms: u64, reason: &str) -> Gate {
         Gate {
-            target: self.target.clone(),
             state,
-            epoch,
             attempt,
             version: self.version + 1,
             changed_at_ms: now_ms,
             reason: reason.to_owned(),
-            halted_at_ms: if state == GateState::Halted && epoch > self.epoch {
-                now_ms
-            } else {
-                self.halted_at_ms
-            },
+            next_probe_at_ms: 0,
+            ramping: false,
+            ramp_delivered: 0,
+            ..self.clone()
         }
     }
 
-    /// `Flowing → Halted`: a new epoch whose backoff chain starts at attempt 0.
-    pub fn trip(&self, now_ms: u64, reason: &str) -> Result<Gate, Refused> {
+    /// `Flowing → Halted`: a new epoch. Its probe chain starts at attempt 0, or, if the flow
+    /// resumed less than `relapse_ms` ago, one attempt after where the last chain ended.
+    /// `manual`: an operator's halt, which has no probes; it also turns a running automatic
+    /// halt into a manual one (same epoch).
+    pub fn trip(
+        &self,
+        now_ms: u64,
+        reason: &str,
+        manual: bool,
+        relapse_ms: u64,
+    ) -> Result<Gate, Refused> {
         match self.state {
             GateState::Flowing => {
-                Ok(self.next(GateState::Halted, self.epoch + 1, 0, now_ms, reason))
+                let relapse = self.resumed_at_ms > 0
+                    && now_ms.saturating_sub(self.resumed_at_ms) < relapse_ms;
+                let attempt = if relapse && !manual {
+                    self.attempt.saturating_add(1)
+                } else {
+                    0
+                };
+                let mut g = self.next(GateState::Halted, attempt, now_ms, reason);
+                g.epoch = self.epoch + 1;
+                g.halted_at_ms = now_ms;
+                g.manual = manual;
+                Ok(g)
+            }
+            _ if manual && !self.manual => {
+                let mut g = self.next(GateState::Halted, self.attempt, now_ms, reason);
+                g.manual = true;
+                Ok(g)
             }
             _ => Err(Refused::AlreadyHalted(self.target.clone(), self.epoch)),
         }
     }
 
     fn check_probe(&self, expected: GateState, epoch: u64, attempt: u32) -> Result<(), Refused> {
+        if self.manual && self.state != GateState::Flowing {
+            return Err(Refused::ManualHalt(self.target.clone()));
+        }
         if self.state == expected && self.epoch == epoch && self.attempt == attempt {
             Ok(())
         } else {
@@ -129,10 +186,11 @@ impl Gate {
     /// `Halted → Probing`, only for the timer the gate is waiting for.
     pub fn begin_probe(&self, epoch: u64, attempt: u32, now_ms: u64) -> Result<Gate, Refused> {
         self.check_probe(GateState::Halted, epoch, attempt)?;
-        Ok(self.next(GateState::Probing, epoch, attempt, now_ms, "probing"))
+        Ok(self.next(GateState::Probing, attempt, now_ms, "probing"))
     }
 
-    /// `Probing → Halted` waiting for attempt + 1: the probe found the target still sick.
+    /// `Probing → Halted` waiting for attempt + 1: the probe found the target still sick (or
+    /// never finished: the watchdog says so after a grace time).
     pub fn probe_failed(
         &self,
         epoch: u64,
@@ -141,22 +199,35 @@ impl Gate {
         reason: &str,
     ) -> Result<Gate, Refused> {
         self.check_probe(GateState::Probing, epoch, attempt)?;
-        Ok(self.next(
-            GateState::Halted,
-            epoch,
-            attempt.saturating_add(1),
-            now_ms,
-            reason,
-        ))
+        Ok(self.next(GateState::Halted, attempt.saturating_add(1), now_ms, reason))
+    }
+
+    /// `Halted → Halted`, same attempt, its timer due again at `next_probe_at_ms`: the
+    /// watchdog found the timer lost.
+    pub fn reschedule(&self, now_ms: u64, next_probe_at_ms: u64) -> Result<Gate, Refused> {
+        self.check_probe(GateState::Halted, self.epoch, self.attempt)?;
+        let mut g = self.next(GateState::Halted, self.attempt, now_ms, &self.reason);
+        g.next_probe_at_ms = next_probe_at_ms;
+        Ok(g)
     }
 
     /// `Halted | Probing → Flowing`. With `epoch`, only if that halt is still the current one
-    /// (a resume from an old chain must not undo a newer halt); without, an operator's resume.
-    pub fn resume(&self, epoch: Option<u64>, now_ms: u64, reason: &str) -> Result<Gate, Refused> {
+    /// and not a manual one (a resume from an old chain must not undo a newer halt); without,
+    /// an operator's resume. `ramping`: the flow restarts at a low concurrency.
+    pub fn resume(
+        &self,
+        epoch: Option<u64>,
+        now_ms: u64,
+        reason: &str,
+        ramping: bool,
+    ) -> Result<Gate, Refused> {
         if self.state == GateState::Flowing {
             return Err(Refused::AlreadyFlowing(self.target.clone()));
         }
         if let Some(e) = epoch {
+            if self.manual {
+                return Err(Refused::ManualHalt(self.target.clone()));
+            }
             if e != self.epoch {
                 return Err(Refused::StaleProbe {
                     got_epoch: e,
@@ -167,7 +238,22 @@ impl Gate {
                 });
             }
         }
-        Ok(self.next(GateState::Flowing, self.epoch, 0, now_ms, reason))
+        let mut g = self.next(GateState::Flowing, self.attempt, now_ms, reason);
+        g.manual = false;
+        g.resumed_at_ms = now_ms;
+        g.ramping = ramping;
+        Ok(g)
+    }
+
+    /// `Flowing` ramping → `Flowing` at full concurrency, for the resume of `epoch` only.
+    pub fn end_ramp(&self, epoch: u64, now_ms: u64) -> Result<Gate, Refused> {
+        if self.state != GateState::Flowing || !self.ramping || self.epoch != epoch {
+            return Err(Refused::NotRamping(self.target.clone(), self.epoch));
+        }
+        let mut g = self.next(GateState::Flowing, self.attempt, now_ms, "ramped up");
+        g.changed_at_ms = self.changed_at_ms;
+        g.ramp_delivered = self.ramp_delivered;
+        Ok(g)
     }
 }
 
@@ -176,12 +262,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const RELAPSE: u64 = 600_000;
+
+    fn trip(g: &Gate, now: u64) -> Result<Gate, Refused> {
+        g.trip(now, "x", false, RELAPSE)
+    }
+
     #[test]
     fn a_full_cycle_trip_probe_fail_probe_resume() {
         // GIVEN a flowing gate
         let g = Gate::new("portal");
         // WHEN it trips, a probe fails, the next probe succeeds
-        let halted = g.trip(1, "5 failures").unwrap();
+        let halted = trip(&g, 1).unwrap();
         assert_eq!(
             (halted.state, halted.epoch, halted.attempt, halted.version),
             (GateState::Halted, 1, 0, 1)
@@ -194,17 +286,38 @@ mod tests {
             (GateState::Halted, 1)
         );
         let probing2 = halted_again.begin_probe(1, 1, 4).unwrap();
-        let flowing = probing2.resume(Some(1), 5, "healthy").unwrap();
-        // THEN it flows again in the same epoch, and the next halt is epoch 2
-        assert!(flowing.is_flowing());
-        assert_eq!(flowing.version, 5);
-        assert_eq!(flowing.trip(6, "x").unwrap().epoch, 2);
+        let flowing = probing2.resume(Some(1), 5, "healthy", true).unwrap();
+        // THEN it flows again in the same epoch, ramping, and the next halt is epoch 2
+        assert!(flowing.is_flowing() && flowing.ramping);
+        assert_eq!((flowing.version, flowing.resumed_at_ms), (5, 5));
+        assert_eq!(flowing.halted_at_ms, 1, "the halt began at 1");
+        assert_eq!(trip(&flowing, RELAPSE + 6).unwrap().epoch, 2);
+    }
+
+    #[test]
+    fn a_halt_soon_after_a_resume_continues_the_probe_chain() {
+        let resumed = trip(&Gate::new("t"), 0)
+            .unwrap()
+            .begin_probe(1, 0, 0)
+            .unwrap()
+            .probe_failed(1, 0, 0, "")
+            .unwrap()
+            .begin_probe(1, 1, 0)
+            .unwrap()
+            .resume(Some(1), 1_000, "", false)
+            .unwrap();
+        assert_eq!(resumed.attempt, 1);
+        assert_eq!(trip(&resumed, 2_000).unwrap().attempt, 2, "relapse");
+        assert_eq!(
+            trip(&resumed, 1_000 + RELAPSE).unwrap().attempt,
+            0,
+            "a fresh chain after the relapse window"
+        );
     }
 
     #[test]
     fn a_duplicate_timer_is_refused() {
-        let probing = Gate::new("t")
-            .trip(0, "")
+        let probing = trip(&Gate::new("t"), 0)
             .unwrap()
             .begin_probe(1, 0, 0)
             .unwrap();
@@ -216,56 +329,108 @@ mod tests {
 
     #[test]
     fn a_second_trip_is_refused() {
-        let halted = Gate::new("t").trip(0, "").unwrap();
+        let halted = trip(&Gate::new("t"), 0).unwrap();
+        assert_eq!(trip(&halted, 0), Err(Refused::AlreadyHalted("t".into(), 1)));
+    }
+
+    #[test]
+    fn a_manual_halt_is_not_probed_and_only_an_operator_lifts_it() {
+        let halted = trip(&Gate::new("t"), 0).unwrap();
+        let manual = halted.trip(1, "maintenance", true, RELAPSE).unwrap();
+        assert_eq!((manual.epoch, manual.manual), (1, true));
+        assert!(matches!(
+            manual.begin_probe(1, 0, 2),
+            Err(Refused::ManualHalt(_))
+        ));
+        assert!(matches!(
+            manual.resume(Some(1), 2, "", true),
+            Err(Refused::ManualHalt(_))
+        ));
+        assert!(manual.reschedule(2, 3).is_err());
+        let lifted = manual.resume(None, 3, "operator", true).unwrap();
+        assert!(lifted.is_flowing() && !lifted.manual);
+    }
+
+    #[test]
+    fn a_lost_timer_is_rescheduled_in_the_same_attempt() {
+        let halted = trip(&Gate::new("t"), 0).unwrap();
+        let again = halted.reschedule(10, 20).unwrap();
         assert_eq!(
-            halted.trip(0, ""),
-            Err(Refused::AlreadyHalted("t".into(), 1))
+            (
+                again.state,
+                again.attempt,
+                again.next_probe_at_ms,
+                again.version
+            ),
+            (GateState::Halted, 0, 20, 2)
         );
+        assert!(again.begin_probe(1, 0, 21).is_ok());
+    }
+
+    #[test]
+    fn a_ramp_ends_once_for_its_resume() {
+        let flowing = trip(&Gate::new("t"), 0)
+            .unwrap()
+            .resume(None, 5, "", true)
+            .unwrap();
+        assert!(flowing.end_ramp(7, 6).is_err(), "another epoch");
+        let full = flowing.end_ramp(1, 6).unwrap();
+        assert!(!full.ramping && full.is_flowing());
+        assert!(full.end_ramp(1, 7).is_err());
     }
 
     #[test]
     fn a_resume_from_an_old_epoch_does_not_undo_a_new_halt() {
-        let g = Gate::new("t")
-            .trip(0, "")
-            .unwrap()
-            .resume(None, 0, "")
-            .unwrap()
-            .trip(0, "")
-            .unwrap();
+        let g = trip(
+            &trip(&Gate::new("t"), 0)
+                .unwrap()
+                .resume(None, 0, "", false)
+                .unwrap(),
+            RELAPSE,
+        )
+        .unwrap();
         assert_eq!(g.epoch, 2);
-        assert!(g.resume(Some(1), 0, "").is_err());
-        assert!(g.resume(Some(2), 0, "").is_ok());
+        assert!(g.resume(Some(1), 0, "", false).is_err());
+        assert!(g.resume(Some(2), 0, "", false).is_ok());
     }
 
     #[derive(Debug, Clone)]
     enum Cmd {
-        Trip,
+        Trip(bool),
         BeginProbe(u64, u32),
         ProbeFailed(u64, u32),
+        Reschedule,
         Resume(Option<u64>),
+        EndRamp(u64),
     }
 
     fn cmd() -> impl Strategy<Value = Cmd> {
         prop_oneof![
-            Just(Cmd::Trip),
+            any::<bool>().prop_map(Cmd::Trip),
             (0u64..4, 0u32..4).prop_map(|(e, a)| Cmd::BeginProbe(e, a)),
             (0u64..4, 0u32..4).prop_map(|(e, a)| Cmd::ProbeFailed(e, a)),
+            Just(Cmd::Reschedule),
             proptest::option::of(0u64..4).prop_map(Cmd::Resume),
+            (0u64..4).prop_map(Cmd::EndRamp),
         ]
     }
 
     proptest! {
         #[test]
-        fn transitions_keep_the_invariants(cmds in proptest::collection::vec(cmd(), 0..60)) {
+        fn transitions_keep_the_invariants(cmds in proptest::collection::vec((cmd(), 0u64..2_000_000), 0..60)) {
             let mut g = Gate::new("t");
             let mut accepted_probes = std::collections::HashSet::new();
-            for c in cmds {
+            let mut now = 0u64;
+            for (c, dt) in cmds {
+                now += dt;
                 let before = g.clone();
                 let r = match c {
-                    Cmd::Trip => g.trip(0, ""),
-                    Cmd::BeginProbe(e, a) => g.begin_probe(e, a, 0),
-                    Cmd::ProbeFailed(e, a) => g.probe_failed(e, a, 0, ""),
-                    Cmd::Resume(e) => g.resume(e, 0, ""),
+                    Cmd::Trip(manual) => g.trip(now, "", manual, RELAPSE),
+                    Cmd::BeginProbe(e, a) => g.begin_probe(e, a, now),
+                    Cmd::ProbeFailed(e, a) => g.probe_failed(e, a, now, ""),
+                    Cmd::Reschedule => g.reschedule(now, now + 1),
+                    Cmd::Resume(e) => g.resume(e, now, "", true),
+                    Cmd::EndRamp(e) => g.end_ramp(e, now),
                 };
                 if let Ok(next) = r {
                     // version moves by exactly one, the epoch never goes back
@@ -275,11 +440,17 @@ mod tests {
                     if next.epoch > before.epoch {
                         prop_assert_eq!(before.state, GateState::Flowing);
                         prop_assert_eq!(next.epoch, before.epoch + 1);
-                        prop_assert_eq!((next.state, next.attempt), (GateState::Halted, 0));
+                        prop_assert_eq!(next.state, GateState::Halted);
+                        prop_assert!(next.attempt == 0 || next.attempt == before.attempt + 1);
                     }
-                    // each (epoch, attempt) probe is accepted at most once
+                    // each (epoch, attempt) probe is accepted at most once, never of a manual halt
                     if next.state == GateState::Probing {
+                        prop_assert!(!before.manual);
                         prop_assert!(accepted_probes.insert((next.epoch, next.attempt)));
+                    }
+                    // a manual halt is lifted only by a resume without epoch
+                    if before.manual && next.state == GateState::Flowing {
+                        prop_assert!(matches!(c, Cmd::Resume(None)));
                     }
                     g = next;
                 } else {

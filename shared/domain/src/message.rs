@@ -7,6 +7,21 @@ use serde_json::Value;
 /// Bodies above this are refused (SQS's own maximum is 256 KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// Longest identity, in bytes: a DynamoDB key holds at most 2 048 bytes, and a header this
+/// long is already unusual. A longer one is parked before any table call.
+pub const MAX_IDENTITY_BYTES: usize = 1024;
+
+/// Bytes the `Idempotency-Key` header carries percent-encoded: controls, `%` itself, and (as
+/// every byte outside ASCII) the UTF-8 of non-ASCII characters.
+const KEY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+
+/// The `Idempotency-Key` header value of `identity`: the identity as it is when it is printable
+/// ASCII; otherwise its UTF-8 bytes percent-encoded (`orders/Ä-1` → `orders/%C3%84-1`), so the
+/// header is valid on every HTTP stack and the same identity always gives the same key.
+pub fn idempotency_key(identity: &str) -> String {
+    percent_encoding::utf8_percent_encode(identity, KEY_ESCAPES).to_string()
+}
+
 /// Where the business identity sits in a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityRule {
@@ -57,6 +72,8 @@ pub enum MessageError {
     MissingIdentity { pointer: String },
     #[error("identity field {pointer} must be a non-empty string or a number")]
     BadIdentity { pointer: String },
+    #[error("identity is {size} bytes, over the limit of {limit}")]
+    IdentityTooLong { size: usize, limit: usize },
 }
 
 /// A message that passed validation.
@@ -98,6 +115,12 @@ impl OrderMessage {
             };
             identity.push('/');
             identity.push_str(&part);
+        }
+        if identity.len() > MAX_IDENTITY_BYTES {
+            return Err(MessageError::IdentityTooLong {
+                size: identity.len(),
+                limit: MAX_IDENTITY_BYTES,
+            });
         }
         Ok(OrderMessage { identity, body })
     }
@@ -157,6 +180,34 @@ mod tests {
             OrderMessage::parse(&big, &r),
             Err(MessageError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn an_over_long_identity_is_refused_before_any_table_call() {
+        let long = format!(r#"{{"orderId":"{}"}}"#, "x".repeat(5000));
+        assert_eq!(
+            OrderMessage::parse(&long, &rule()).unwrap_err().to_string(),
+            "identity is 5007 bytes, over the limit of 1024"
+        );
+    }
+
+    #[test]
+    fn keys_are_header_safe_and_stable() {
+        assert_eq!(idempotency_key("orders/A-1"), "orders/A-1");
+        assert_eq!(idempotency_key("orders/Ä-1"), "orders/%C3%84-1");
+        assert_eq!(idempotency_key("orders/50%"), "orders/50%25");
+        assert_eq!(idempotency_key("orders/a\nb"), "orders/a%0Ab");
+        for id in ["orders/ß", "orders/東京", "orders/\u{7f}x"] {
+            let k = idempotency_key(id);
+            assert!(k.bytes().all(|b| (0x20..0x7f).contains(&b)), "{k}");
+            assert_eq!(
+                percent_encoding::percent_decode_str(&k)
+                    .decode_utf8()
+                    .unwrap(),
+                id,
+                "reversible"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The ports: what the functions need from the outside world, as small traits. `shared/aws`
 //! implements them against AWS; `fakes` (feature `test-util`) in memory for unit tests.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,22 +11,47 @@ use serde_json::Value;
 use crate::backoff::TimerRoute;
 use crate::gate::Gate;
 use crate::outcome::Outcome;
-use crate::signal::{CloseRequest, FlowEvent, ProbeRequest};
+use crate::signal::{CloseRequest, FlowEvent, OpenRequest, ProbeRequest};
 
-/// A failed call to the outside world: which operation, and what it said.
+/// Whether trying a failed call again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A throttle, an outage, a network error: it may work later.
+    Retryable,
+    /// The request itself is refused (a validation error): it never will.
+    Invalid,
+}
+
+/// A failed call to the outside world: which operation, what it said, and whether it can work
+/// later.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{operation}: {message}")]
 pub struct PortError {
     pub operation: String,
     pub message: String,
+    pub kind: ErrorKind,
 }
 
 impl PortError {
+    /// A failure that may go away (the default).
     pub fn new(operation: impl Into<String>, message: impl std::fmt::Display) -> Self {
         PortError {
             operation: operation.into(),
             message: message.to_string(),
+            kind: ErrorKind::Retryable,
         }
+    }
+
+    /// A request the service refuses as invalid: retrying it can never help.
+    pub fn invalid(operation: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        PortError {
+            kind: ErrorKind::Invalid,
+            ..PortError::new(operation, message)
+        }
+    }
+
+    pub fn is_invalid(&self) -> bool {
+        self.kind == ErrorKind::Invalid
     }
 }
 
@@ -38,14 +64,28 @@ pub trait GateStore: Send + Sync {
     /// Stores `next` only if the stored version is still `next.version - 1` (absent for 0).
     /// `Ok(false)`: another writer got there first, and nothing was written.
     fn save(&self, next: &Gate) -> impl Future<Output = PortResult<bool>> + Send;
+    /// Adds `delivered` to the ramp-up count of `target`'s resume in `epoch` (an atomic add,
+    /// not a transition). `Ok(None)`: the gate is no longer ramping up in that epoch.
+    fn count_ramp(
+        &self,
+        target: &str,
+        epoch: u64,
+        delivered: u64,
+    ) -> impl Future<Output = PortResult<Option<u64>>> + Send;
+}
+
+/// What the ledger knows of a set of identities. A read error concerns only its keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerRead {
+    /// Delivered within the dedup window.
+    pub delivered: HashSet<String>,
+    /// Identities that could not be read, with why.
+    pub unreadable: HashMap<String, PortError>,
 }
 
 /// Identities already delivered (within the dedup window).
 pub trait Ledger: Send + Sync {
-    fn delivered(
-        &self,
-        identities: &[String],
-    ) -> impl Future<Output = PortResult<HashSet<String>>> + Send;
+    fn delivered(&self, identities: &[String]) -> impl Future<Output = LedgerRead> + Send;
     fn record(
         &self,
         identity: &str,
@@ -53,11 +93,15 @@ pub trait Ledger: Send + Sync {
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
-/// A message that will never be delivered, with why; kept whole so it can be requeued.
+/// A message that will never be delivered, with why; kept whole so it can be replayed to its
+/// source as it was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParkedMessage {
     /// Where it came from (queue or pipeline name).
     pub source: String,
+    /// The ARN of the queue it came from, when it came from one.
+    #[serde(default)]
+    pub source_arn: Option<String>,
     pub message_id: String,
     pub identity: Option<String>,
     pub reason: String,
@@ -74,9 +118,33 @@ pub trait EventBus: Send + Sync {
     fn emit(&self, event: &FlowEvent) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+/// Where the switch of a flow stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchState {
+    Enabled,
+    Disabled,
+    /// On its way (`Enabling`, `Disabling`, `Updating`, ...): leave it alone for now.
+    Changing(String),
+}
+
+/// The switch as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchReading {
+    pub state: SwitchState,
+    /// The mapping's MaximumConcurrency, if set.
+    pub max_concurrency: Option<u32>,
+}
+
 /// The switch of the flow: the event source mapping of the guarded queue.
 pub trait FlowSwitch: Send + Sync {
-    fn set_enabled(&self, enabled: bool) -> impl Future<Output = PortResult<()>> + Send;
+    fn read(&self) -> impl Future<Output = PortResult<SwitchReading>> + Send;
+    /// Enables or disables the flow, and sets its MaximumConcurrency when given. A switch that
+    /// is still changing is waited for a short, bounded while.
+    fn set(
+        &self,
+        enabled: bool,
+        max_concurrency: Option<u32>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// Probe timers: an SQS delayed message or a one-time Scheduler schedule.
@@ -96,16 +164,53 @@ pub trait Timers: Send + Sync {
 pub trait Invoker: Send + Sync {
     fn close(&self, request: &CloseRequest) -> impl Future<Output = PortResult<()>> + Send;
     fn backoff(&self, probe: &ProbeRequest) -> impl Future<Output = PortResult<()>> + Send;
-    fn open(&self, probe: &ProbeRequest) -> impl Future<Output = PortResult<()>> + Send;
+    fn open(&self, request: &OpenRequest) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// The guarded external API.
 pub trait Target: Send + Sync {
-    /// One delivery attempt with `Idempotency-Key: identity`. Network errors and timeouts
-    /// come back as [`Outcome::Transient`].
-    fn deliver(&self, identity: &str, body: &Value) -> impl Future<Output = Outcome> + Send;
-    /// The probe: is the API answering again? Any answer that is not transient counts as up.
-    fn check(&self) -> impl Future<Output = Outcome> + Send;
+    /// One delivery attempt with the header-safe `Idempotency-Key` of `identity`
+    /// ([`crate::message::idempotency_key`]), ending after `timeout`. Network errors and
+    /// timeouts come back as target-level [`Outcome::Unavailable`].
+    fn deliver(
+        &self,
+        identity: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> impl Future<Output = Outcome> + Send;
+    /// The health probe: only a 2xx answer is [`Outcome::Delivered`]; any other answer, a
+    /// timeout or a connection error is [`Outcome::Unavailable`] (with its Retry-After).
+    fn check(&self, timeout: Duration) -> impl Future<Output = Outcome> + Send;
+    /// The timeout of one call, as configured.
+    fn timeout(&self) -> Duration;
+}
+
+/// How a guarded target is probed after a halt: its health check (`target.check`) or, in
+/// [`ProbeMode::Message`], one real queued message delivered through `target.deliver`.
+pub struct Probe<T> {
+    pub target: T,
+    pub mode: crate::watchdog::ProbeMode,
+}
+
+/// A message taken from the guarded queue for a probe (`ProbeMode=message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub message_id: String,
+    pub receipt: String,
+    pub body: String,
+    pub receive_count: u32,
+    pub source_arn: String,
+}
+
+/// The guarded queue, as the message probe uses it.
+pub trait ProbeSource: Send + Sync {
+    /// Takes one message (it stays invisible until [`ProbeSource::done`] or
+    /// [`ProbeSource::release`]). `None`: the queue has nothing visible.
+    fn take(&self) -> impl Future<Output = PortResult<Option<Queued>>> + Send;
+    /// Deletes a message that was delivered or parked.
+    fn done(&self, message: &Queued) -> impl Future<Output = PortResult<()>> + Send;
+    /// Makes a message visible again at once.
+    fn release(&self, message: &Queued) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 // ---- Pipeline B: the transactional outbox ----

@@ -1,12 +1,29 @@
-//! The in-process retry policy of one message: up to `max_attempts` tries with a short,
-//! jittered, doubling pause, never past the time the Lambda has left.
+//! The in-process retry policy of one delivery: up to `max_attempts` tries with a short,
+//! jittered, doubling pause, never a call that cannot end before the Lambda's deadline.
 //!
 //! Defaults: 5 attempts, pause 200 ms doubling to at most 5 s, half of each pause jittered,
-//! and 2 s kept in reserve before the deadline for reporting.
+//! 2 s kept in reserve before the deadline for reporting, and no call started with less than
+//! 1 s to run. [`crate::judge::Judge`] decides what a failure means for the batch.
 
 use std::time::Duration;
 
 use crate::outcome::Outcome;
+
+/// What to do after one delivery of a single record failed (the inbox's per-record rule; the
+/// processor's batches use [`crate::judge::BatchRun`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Wait this long, then try again.
+    Retry(Duration),
+    /// Message-level: the target will never take it.
+    Park(String),
+    /// Target-level and no further try here: attempts used, no time for another, or an
+    /// announced wait that does not fit. Halt the flow; `wait_hint` is the announced wait.
+    Halt {
+        reason: String,
+        wait_hint: Option<Duration>,
+    },
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
@@ -18,6 +35,8 @@ pub struct RetryPolicy {
     pub cap: Duration,
     /// Time kept free before the Lambda's deadline. Default 2 s.
     pub reserve: Duration,
+    /// Shortest call worth starting. Default 1 s.
+    pub min_call: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -27,59 +46,61 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(200),
             cap: Duration::from_secs(5),
             reserve: Duration::from_secs(2),
+            min_call: Duration::from_secs(1),
         }
     }
 }
 
-/// What to do after a failed try.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RetryDecision {
-    /// Park the message: the target will never take it.
-    Park(String),
-    /// Wait this long, then try again.
-    Wait(Duration),
-    /// Stop trying this message here: it goes back to the queue. `exhausted` tells whether it
-    /// used all attempts (which trips the gate) or merely ran out of Lambda time.
-    GiveUp { reason: String, exhausted: bool },
-}
-
 impl RetryPolicy {
-    /// Decides after try number `attempt` (1-based) failed with `outcome`, with `remaining`
-    /// time left in this invocation and `unit` a random number in [0, 1) for the jitter.
-    pub fn decide(
-        &self,
-        attempt: u32,
-        outcome: &Outcome,
-        remaining: Duration,
-        unit: f64,
-    ) -> RetryDecision {
-        let reason = outcome.reason();
-        let wait = match outcome {
-            Outcome::Delivered { .. } => return RetryDecision::Wait(Duration::ZERO),
-            Outcome::Permanent(r) => return RetryDecision::Park(r.clone()),
-            Outcome::RetryAfter { wait, .. } => *wait,
-            Outcome::Transient(_) => {
-                let exp = self
-                    .base
-                    .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
-                let full = exp.min(self.cap);
-                // equal jitter: half fixed, half random
-                full / 2 + (full / 2).mul_f64(unit.clamp(0.0, 1.0))
-            }
+    /// The pause after try number `attempt` (1-based) failed: the target's announced wait if
+    /// it gave one, else base · 2^(attempt−1) capped, with equal jitter (half fixed, half drawn
+    /// from `unit` in [0, 1)).
+    pub fn pause(&self, attempt: u32, announced: Option<Duration>, unit: f64) -> Duration {
+        if let Some(wait) = announced {
+            return wait;
+        }
+        let exp = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+        let full = exp.min(self.cap);
+        full / 2 + (full / 2).mul_f64(unit.clamp(0.0, 1.0))
+    }
+
+    /// The timeout of a call started with `remaining` time left in the invocation: the
+    /// configured `timeout`, cut to what is left before the reserve. `None`: no call can end in
+    /// time, do not start one.
+    pub fn call_timeout(&self, timeout: Duration, remaining: Duration) -> Option<Duration> {
+        let usable = remaining.checked_sub(self.reserve)?;
+        let t = timeout.min(usable);
+        (t >= self.min_call.min(timeout)).then_some(t)
+    }
+
+    /// Whether a pause of `pause` followed by one more call still fits in `remaining`.
+    pub fn fits(&self, pause: Duration, remaining: Duration) -> bool {
+        pause + self.reserve + self.min_call <= remaining
+    }
+
+    /// After try number `attempt` (1-based) of one record failed with `outcome` (not
+    /// delivered), with `remaining` time left and `unit` in [0, 1) for the jitter. An announced
+    /// wait longer than `cap` is the gate's to sit out, not the invocation's: halt.
+    pub fn after(&self, attempt: u32, outcome: &Outcome, remaining: Duration, unit: f64) -> Next {
+        let (reason, announced) = match outcome {
+            Outcome::Refused(r) => return Next::Park(r.clone()),
+            Outcome::Delivered { .. } => return Next::Retry(Duration::ZERO),
+            Outcome::Unavailable {
+                reason,
+                retry_after,
+            } => (reason.clone(), *retry_after),
         };
-        if attempt >= self.max_attempts {
-            return RetryDecision::GiveUp {
+        let pause = self.pause(attempt, announced, unit);
+        let too_long = announced.is_some_and(|w| w > self.cap);
+        if too_long || attempt >= self.max_attempts || !self.fits(pause, remaining) {
+            return Next::Halt {
                 reason,
-                exhausted: true,
+                wait_hint: announced,
             };
         }
-        if wait + self.reserve > remaining {
-            return RetryDecision::GiveUp {
-                reason,
-                exhausted: false,
-            };
-        }
-        RetryDecision::Wait(wait)
+        Next::Retry(pause)
     }
 }
 
@@ -87,58 +108,70 @@ impl RetryPolicy {
 mod tests {
     use super::*;
 
-    const PLENTY: Duration = Duration::from_secs(600);
-
     #[test]
-    fn permanent_answers_park_at_once() {
-        let d =
-            RetryPolicy::default().decide(1, &Outcome::Permanent("HTTP 400".into()), PLENTY, 0.5);
-        assert_eq!(d, RetryDecision::Park("HTTP 400".into()));
-    }
-
-    #[test]
-    fn transient_answers_wait_longer_each_time_then_give_up() {
+    fn pauses_double_from_the_base_and_honour_an_announced_wait() {
         let p = RetryPolicy::default();
-        let t = Outcome::Transient("HTTP 503".into());
-        let waits: Vec<Duration> = (1..5)
-            .map(|a| match p.decide(a, &t, PLENTY, 1.0) {
-                RetryDecision::Wait(w) => w,
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        let waits: Vec<u128> = (1..6).map(|a| p.pause(a, None, 1.0).as_millis()).collect();
+        assert_eq!(waits, vec![200, 400, 800, 1600, 3200]);
+        assert_eq!(p.pause(9, None, 1.0), Duration::from_secs(5), "capped");
         assert_eq!(
-            waits,
-            vec![200, 400, 800, 1600]
-                .into_iter()
-                .map(Duration::from_millis)
-                .collect::<Vec<_>>()
+            p.pause(1, None, 0.0),
+            Duration::from_millis(100),
+            "half jittered"
         );
         assert_eq!(
-            p.decide(5, &t, PLENTY, 0.0),
-            RetryDecision::GiveUp {
-                reason: "HTTP 503".into(),
-                exhausted: true
-            }
+            p.pause(1, Some(Duration::from_secs(3)), 0.0),
+            Duration::from_secs(3)
         );
     }
 
     #[test]
-    fn retry_after_is_honoured_unless_the_lambda_runs_out_of_time() {
+    fn a_single_record_retries_then_halts_and_a_refusal_parks() {
         let p = RetryPolicy::default();
-        let o = Outcome::RetryAfter {
-            wait: Duration::from_secs(3),
-            reason: "HTTP 429".into(),
+        let plenty = Duration::from_secs(600);
+        let down = Outcome::unavailable("HTTP 503");
+        assert_eq!(
+            p.after(1, &down, plenty, 1.0),
+            Next::Retry(Duration::from_millis(200))
+        );
+        assert!(matches!(p.after(5, &down, plenty, 1.0), Next::Halt { .. }));
+        assert!(
+            matches!(
+                p.after(1, &down, Duration::from_millis(3100), 1.0),
+                Next::Halt { .. }
+            ),
+            "no time for another try counts like a used-up record"
+        );
+        let long = Outcome::Unavailable {
+            reason: "HTTP 503".into(),
+            retry_after: Some(Duration::from_secs(120)),
         };
         assert_eq!(
-            p.decide(1, &o, PLENTY, 0.0),
-            RetryDecision::Wait(Duration::from_secs(3))
-        );
-        assert!(matches!(
-            p.decide(1, &o, Duration::from_secs(4), 0.0),
-            RetryDecision::GiveUp {
-                exhausted: false,
-                ..
+            p.after(1, &long, Duration::from_secs(600), 0.0),
+            Next::Halt {
+                reason: "HTTP 503".into(),
+                wait_hint: Some(Duration::from_secs(120))
             }
-        ));
+        );
+        assert_eq!(
+            p.after(1, &Outcome::Refused("HTTP 422".into()), plenty, 0.0),
+            Next::Park("HTTP 422".into())
+        );
+    }
+
+    #[test]
+    fn no_call_is_started_that_cannot_end_before_the_reserve() {
+        let p = RetryPolicy::default();
+        let t = Duration::from_secs(10);
+        assert_eq!(p.call_timeout(t, Duration::from_secs(30)), Some(t));
+        assert_eq!(
+            p.call_timeout(t, Duration::from_secs(5)),
+            Some(Duration::from_secs(3)),
+            "cut to the time left"
+        );
+        assert_eq!(p.call_timeout(t, Duration::from_millis(2500)), None);
+        assert_eq!(p.call_timeout(t, Duration::from_secs(1)), None);
+        assert!(p.fits(Duration::from_secs(1), Duration::from_secs(4)));
+        assert!(!p.fits(Duration::from_secs(2), Duration::from_secs(4)));
     }
 }

@@ -2,11 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
-/// processor → close: "the target failed MAX_ATTEMPTS times, halt the flow".
+/// processor → close: "the target failed MAX_ATTEMPTS times, halt the flow"; or an operator's
+/// halt (`manual`), which has no probes and is lifted only by an operator's resume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TripRequest {
     pub target: String,
     pub reason: String,
+    /// The longest wait the target announced (Retry-After), in ms: the first probe comes no
+    /// earlier (up to the backoff cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_hint_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual: bool,
 }
 
 /// close → backoff ("schedule probe `attempt`"), timer → close ("run probe `attempt`"),
@@ -16,6 +23,10 @@ pub struct ProbeRequest {
     pub target: String,
     pub epoch: u64,
     pub attempt: u32,
+    /// When the probe is due, ms since the Unix epoch, as `close` decided it (the gate holds
+    /// the same time). Without it, `backoff` computes the delay from the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
 }
 
 impl ProbeRequest {
@@ -32,12 +43,39 @@ impl ProbeRequest {
     }
 }
 
-/// What close accepts: a trip from the processor or an operator, or a probe from a timer.
+/// What open accepts: a resume from `close` after a healthy probe (with epoch and attempt), an
+/// operator's resume (target only), or the end of a ramp-up (`ramp_up` with the epoch) once
+/// the processor has counted enough deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRequest {
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ramp_up: bool,
+}
+
+impl From<&ProbeRequest> for OpenRequest {
+    fn from(p: &ProbeRequest) -> Self {
+        OpenRequest {
+            target: p.target.clone(),
+            epoch: Some(p.epoch),
+            attempt: Some(p.attempt),
+            ramp_up: false,
+        }
+    }
+}
+
+/// What close accepts: a trip from the processor or an operator, a probe from a timer, or the
+/// watchdog's run from its schedule (`{"kind":"watchdog"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CloseRequest {
     Trip(TripRequest),
     Probe(ProbeRequest),
+    Watchdog {},
 }
 
 /// Events on the bus (source `steadfast`), for dashboards and the error-logging/ticketing
@@ -75,6 +113,13 @@ pub enum FlowEvent {
         message_id: String,
         reason: String,
     },
+    /// The watchdog found the stored gate and reality apart and fixed it.
+    GateRepaired {
+        target: String,
+        epoch: u64,
+        state: String,
+        repairs: Vec<String>,
+    },
 }
 
 impl FlowEvent {
@@ -86,6 +131,7 @@ impl FlowEvent {
             FlowEvent::ProbeFailed { .. } => "ProbeFailed",
             FlowEvent::FlowResumed { .. } => "FlowResumed",
             FlowEvent::MessageParked { .. } => "MessageParked",
+            FlowEvent::GateRepaired { .. } => "GateRepaired",
         }
     }
 }
@@ -100,6 +146,7 @@ mod tests {
             target: "portal".repeat(20),
             epoch: 12,
             attempt: 14,
+            at_ms: None,
         };
         assert_eq!(p.schedule_name(), p.clone().schedule_name());
         assert!(p.schedule_name().len() <= 64);
@@ -107,6 +154,7 @@ mod tests {
             target: "portal".into(),
             epoch: 3,
             attempt: 1,
+            at_ms: Some(5),
         };
         assert_eq!(q.schedule_name(), "probe-portal-e3-a1");
     }
@@ -120,9 +168,24 @@ mod tests {
             CloseRequest::Probe(ProbeRequest {
                 target: "portal".into(),
                 epoch: 2,
-                attempt: 5
+                attempt: 5,
+                at_ms: None,
             })
         );
         assert_eq!(serde_json::to_string(&r).unwrap(), j);
+        let w: CloseRequest =
+            serde_json::from_str(r#"{"kind":"watchdog","source":"scheduler"}"#).unwrap();
+        assert_eq!(w, CloseRequest::Watchdog {});
+        let t: CloseRequest =
+            serde_json::from_str(r#"{"kind":"trip","target":"p","reason":"r"}"#).unwrap();
+        assert_eq!(
+            t,
+            CloseRequest::Trip(TripRequest {
+                target: "p".into(),
+                reason: "r".into(),
+                wait_hint_ms: None,
+                manual: false
+            })
+        );
     }
 }

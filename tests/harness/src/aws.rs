@@ -84,16 +84,26 @@ impl Emulator {
     /// (each receive waits up to `wait_s` seconds); returns the bodies, oldest first.
     pub async fn drain(&self, url: &str, wait_s: i32) -> anyhow::Result<Vec<String>> {
         Ok(self
-            .drain_timed(url, wait_s)
+            .drain_messages(url, wait_s)
             .await?
             .into_iter()
-            .map(|(b, _)| b)
+            .map(|m| m.body)
             .collect())
     }
 
     /// As [`Emulator::drain`], with each message's `SentTimestamp` (ms): when it reached the queue.
     pub async fn drain_timed(&self, url: &str, wait_s: i32) -> anyhow::Result<Vec<(String, u64)>> {
-        let mut bodies = Vec::new();
+        Ok(self
+            .drain_messages(url, wait_s)
+            .await?
+            .into_iter()
+            .map(|m| (m.body, m.sent_ms))
+            .collect())
+    }
+
+    /// As [`Emulator::drain`], with each message's `SentTimestamp` and message attributes.
+    pub async fn drain_messages(&self, url: &str, wait_s: i32) -> anyhow::Result<Vec<Drained>> {
+        let mut drained = Vec::new();
         loop {
             let out = self
                 .sqs
@@ -104,16 +114,17 @@ impl Emulator {
                 .message_system_attribute_names(
                     aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
                 )
+                .message_attribute_names("All")
                 .send()
                 .await
                 .map_err(|e| anyhow::anyhow!("ReceiveMessage {url}: {}", describe(&e)))?;
             let msgs = out.messages.unwrap_or_default();
             if msgs.is_empty() {
-                return Ok(bodies);
+                return Ok(drained);
             }
             let mut done = Vec::new();
             for (i, m) in msgs.into_iter().enumerate() {
-                let sent = m
+                let sent_ms = m
                     .attributes
                     .as_ref()
                     .and_then(|a| {
@@ -121,7 +132,17 @@ impl Emulator {
                     })
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                bodies.push((m.body.unwrap_or_default(), sent));
+                let attributes = m
+                    .message_attributes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
+                    .collect();
+                drained.push(Drained {
+                    body: m.body.unwrap_or_default(),
+                    sent_ms,
+                    attributes,
+                });
                 if let Some(h) = m.receipt_handle {
                     done.push(
                         aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
@@ -150,6 +171,16 @@ impl Emulator {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "http://127.0.0.1:4566".into())
     }
+}
+
+/// A message taken off a queue.
+#[derive(Debug, Clone)]
+pub struct Drained {
+    pub body: String,
+    /// When it reached the queue, ms since the Unix epoch.
+    pub sent_ms: u64,
+    /// Its message attributes (string and number values).
+    pub attributes: std::collections::HashMap<String, String>,
 }
 
 pub fn describe<E: std::error::Error>(e: &E) -> String {

@@ -34,12 +34,38 @@ pub(crate) fn t(start: Instant) -> String {
     format!("[{:>6.1}s]", start.elapsed().as_secs_f64())
 }
 
-/// Prints gate and mapping changes as they happen, until `stop`.
-async fn watch_transitions(l: Arc<Local>, bar: ProgressBar, start: Instant, stop: Arc<AtomicBool>) {
+/// Prints gate and mapping changes as they happen, until `stop`; returns the mapping's
+/// MaximumConcurrency as it changed (the ramp-up after a resume).
+async fn watch_transitions(
+    l: Arc<Local>,
+    bar: ProgressBar,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+) -> Vec<i32> {
     let mut last_gate = String::from("Flowing");
     let mut last_mapping = String::from("Enabled");
     let mut last_probes = 0usize;
+    let mut concurrency: Vec<i32> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        if let Ok(Some(c)) = l.mapping_concurrency("processor").await {
+            if concurrency.last() != Some(&c) {
+                if let Some(before) = concurrency.last() {
+                    let why = if c < *before {
+                        "ramping up after the resume"
+                    } else {
+                        "ramp-up done"
+                    };
+                    say(
+                        &bar,
+                        format!(
+                            "{} mapping   MaximumConcurrency {before} → {c} ({why})",
+                            t(start)
+                        ),
+                    );
+                }
+                concurrency.push(c);
+            }
+        }
         if let Ok(Some((state, epoch, attempt))) = l.gate().await {
             if state != last_gate {
                 // A resumed gate resets its attempt: name only the halt then.
@@ -77,6 +103,7 @@ async fn watch_transitions(l: Arc<Local>, bar: ProgressBar, start: Instant, stop
         last_probes = probes.len();
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    concurrency
 }
 
 pub async fn run(cfg: DemoConfig) -> Result<Value> {
@@ -175,6 +202,7 @@ pub async fn run(cfg: DemoConfig) -> Result<Value> {
     l.portal.set(Mode::Up);
     say(&bar, format!("{} portal    UP again", t(start)));
     let drain_deadline = Instant::now() + Duration::from_secs(120);
+    let ramp_deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let n = delivered(&l);
         bar.set_position(n as u64);
@@ -193,9 +221,13 @@ pub async fn run(cfg: DemoConfig) -> Result<Value> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let drained_at = crate::now_ms();
+    // The ramp-up ends after RampUpSuccesses deliveries or RampUpSeconds: wait to show it.
+    while l.mapping_concurrency("processor").await? != Some(5) && Instant::now() < ramp_deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
-    let _ = watcher.await;
+    let concurrency = watcher.await.unwrap_or_default();
     bar.finish();
 
     // Count.
@@ -253,6 +285,7 @@ pub async fn run(cfg: DemoConfig) -> Result<Value> {
         "flaky_503s_absorbed_before_outage": in_process_retries,
         "portal_requests_total": seen.len(),
         "processor_invocations": l.plumbing().invocations_of("processor"),
+        "mapping_max_concurrency": concurrency,
         "close_invocations_from_timers": l.plumbing().invocations_of("close"),
     });
     println!("\nSummary (counted at the fake portal, on the bus and in the queues):");
@@ -265,6 +298,14 @@ pub async fn run(cfg: DemoConfig) -> Result<Value> {
         "  halts / resumes            {} / {}",
         count("FlowHalted"),
         count("FlowResumed")
+    );
+    println!(
+        "  MaximumConcurrency         {}",
+        concurrency
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(" → ")
     );
     match recovery_lag_s {
         Some(s) => {

@@ -111,6 +111,7 @@ impl Local {
             ("OutboxRetryCapSeconds".into(), "4".into()),
             ("OutboxMaxAttempts".into(), "10".into()),
             ("PortalUrl".into(), portal.inbox_url()),
+            ("PortalProbeUrl".into(), portal.health_url()),
             ("ErpRecordsVisibilityTimeout".into(), "10".into()),
             ("InboxLeaseSeconds".into(), "10".into()),
         ]);
@@ -348,14 +349,90 @@ impl Local {
         Ok(out.state.unwrap_or_default())
     }
 
-    /// The gate item as stored: (state, epoch, attempt); `None` if never written.
-    pub async fn gate(&self) -> Result<Option<(String, u64, u64)>> {
+    /// The name of the inbox portal's gate (`InboxTargetName`, default `<stack>-inbox`).
+    pub fn inbox_target(&self) -> String {
+        format!("{}-inbox", self.stack.name)
+    }
+
+    /// The gate of `target` as stored, whole; `None` if never written.
+    pub async fn gate_of(&self, target: &str) -> Result<Option<steadfast_domain::Gate>> {
         let out = self
             .emu
             .dynamodb
             .get_item()
             .table_name(self.stack.reference("GateTable")?)
-            .key("target", AttributeValue::S(self.stack.name.clone()))
+            .key("target", AttributeValue::S(target.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| anyhow!("GetItem gate: {}", describe(&e)))?;
+        out.item
+            .map(|i| serde_dynamo::from_item(i).map_err(|e| anyhow!("decode gate: {e}")))
+            .transpose()
+    }
+
+    /// Writes a gate item as it is (to set up the state a crash would leave).
+    pub async fn put_gate(&self, gate: &steadfast_domain::Gate) -> Result<()> {
+        let item = serde_dynamo::to_item(gate).map_err(|e| anyhow!("encode gate: {e}"))?;
+        self.emu
+            .dynamodb
+            .put_item()
+            .table_name(self.stack.reference("GateTable")?)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| anyhow!("PutItem gate: {}", describe(&e)))?;
+        Ok(())
+    }
+
+    /// Turns a function's SQS mapping on or off in the emulator, and waits until it says so.
+    pub async fn set_mapping_enabled(&self, binary: &str, enabled: bool) -> Result<()> {
+        let m = self.stack.mapping_of(binary)?;
+        self.emu
+            .lambda
+            .update_event_source_mapping()
+            .uuid(&m.uuid)
+            .enabled(enabled)
+            .send()
+            .await
+            .map_err(|e| anyhow!("UpdateEventSourceMapping: {}", describe(&e)))?;
+        let want = if enabled { "Enabled" } else { "Disabled" };
+        self.wait_for(
+            &format!("mapping {want}"),
+            Duration::from_secs(30),
+            || async { Ok(self.mapping_state(binary).await? == want) },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A function's SQS mapping's MaximumConcurrency as the emulator reports it.
+    pub async fn mapping_concurrency(&self, binary: &str) -> Result<Option<i32>> {
+        let m = self.stack.mapping_of(binary)?;
+        let out = self
+            .emu
+            .lambda
+            .get_event_source_mapping()
+            .uuid(&m.uuid)
+            .send()
+            .await
+            .map_err(|e| anyhow!("GetEventSourceMapping: {}", describe(&e)))?;
+        Ok(out.scaling_config.and_then(|c| c.maximum_concurrency))
+    }
+
+    /// The orders gate as stored: (state, epoch, attempt); `None` if never written.
+    pub async fn gate(&self) -> Result<Option<(String, u64, u64)>> {
+        self.gate_summary(&self.stack.name).await
+    }
+
+    /// A gate as stored: (state, epoch, attempt); `None` if never written.
+    pub async fn gate_summary(&self, target: &str) -> Result<Option<(String, u64, u64)>> {
+        let out = self
+            .emu
+            .dynamodb
+            .get_item()
+            .table_name(self.stack.reference("GateTable")?)
+            .key("target", AttributeValue::S(target.to_owned()))
             .consistent_read(true)
             .send()
             .await
@@ -507,13 +584,21 @@ impl Local {
         }
     }
 
-    /// Reads (and removes) every message on the parking queue.
+    /// Reads (and removes) every message on the parking queue, each as
+    /// `{"body", "reason", "source", "source_arn", "message_id", "identity", "parked_at_ms"}`:
+    /// the original body and the attributes the functions put beside it.
     pub async fn take_parked(&self) -> Result<Vec<Value>> {
         let url = self.queue_url("ParkingQueue")?;
-        let bodies = self.emu.drain(&url, 1).await?;
-        Ok(bodies
-            .iter()
-            .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
+        let got = self.emu.drain_messages(&url, 1).await?;
+        Ok(got
+            .into_iter()
+            .map(|m| {
+                let mut v = serde_json::json!({ "body": m.body });
+                for (k, a) in m.attributes {
+                    v[k] = Value::String(a);
+                }
+                v
+            })
             .collect())
     }
 

@@ -198,19 +198,10 @@ async fn poll_mapping(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        let received = emu
-            .sqs
-            .receive_message()
-            .queue_url(&m.queue_url)
-            .max_number_of_messages(m.batch_size.clamp(1, 10))
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await;
-        let messages = match received {
-            Ok(r) => r.messages.unwrap_or_default(),
+        let messages = match receive_batch(&emu, &m).await {
+            Ok(messages) => messages,
             Err(e) => {
-                warn!(queue = %m.queue_url, error = %describe(&e), "ReceiveMessage failed");
+                warn!(queue = %m.queue_url, error = %e, "ReceiveMessage failed");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
@@ -287,6 +278,33 @@ async fn poll_mapping(
             }
         }
         debug!(function = %m.function.binary, received = messages.len(), failed = failed.len(), "batch done");
+    }
+}
+
+/// One batch for a mapping: up to its batch size (10 at most per receive), gathered for up to
+/// its batching window, as Lambda's poller does.
+async fn receive_batch(
+    emu: &Emulator,
+    m: &Mapping,
+) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
+    let want = m.batch_size.clamp(1, 10) as usize;
+    let until = std::time::Instant::now() + Duration::from_secs(m.batching_window_s);
+    let mut batch = Vec::new();
+    loop {
+        let out = emu
+            .sqs
+            .receive_message()
+            .queue_url(&m.queue_url)
+            .max_number_of_messages((want - batch.len()) as i32)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        batch.extend(out.messages.unwrap_or_default());
+        if batch.len() >= want || std::time::Instant::now() >= until {
+            return Ok(batch);
+        }
     }
 }
 
@@ -686,14 +704,17 @@ async fn run_rate(
             continue;
         }
         next += every;
-        let event = json!({
-            "version": "0",
-            "id": format!("{:032x}", rand::random::<u128>()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.scheduler",
-            "time": crate::now_ms(),
-            "detail": {},
-        });
+        let event = match rs.input.as_deref().map(serde_json::from_str::<Value>) {
+            Some(Ok(input)) => input,
+            _ => json!({
+                "version": "0",
+                "id": format!("{:032x}", rand::random::<u128>()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.scheduler",
+                "time": crate::now_ms(),
+                "detail": {},
+            }),
+        };
         counters.rate_ticks.fetch_add(1, Ordering::Relaxed);
         count_invocation(&counters, &per_function, &rs.function.binary);
         if let Err(e) = invoke_json(&http, &url, timeout, &event).await {

@@ -2,7 +2,9 @@
 //! `Idempotency-Key` (a known key answers 409 and creates nothing), validates the order (a
 //! missing `sku` or a quantity below 1 is a 400), and GET /health answers the probe. Fault
 //! modes: up, down (503), flaky (N% 503), slow (answers after a delay), too-many (429 with
-//! Retry-After, for the next N requests), ambiguous (creates the order, then answers 500).
+//! Retry-After, for the next N requests), ambiguous (creates the order, then answers 500),
+//! maintenance (503 with Retry-After on deliveries and health), auth (401 on deliveries, health
+//! up: an expired token), fail-order (500 for one order id only: a poison order), hold.
 //! Every request is recorded, so duplicates can be counted.
 //!
 //! The inbox side: `POST /inbox/{entity}` takes a record delivery (`{"id", "entity", "version",
@@ -43,6 +45,17 @@ pub enum Mode {
     Ambiguous,
     /// Takes requests and holds them, unanswered, until the mode changes; then processes them.
     Hold,
+    /// A maintenance window: every delivery gets 503 with `Retry-After: retry_after_s`, and the
+    /// health URL answers 503 too.
+    Maintenance {
+        retry_after_s: u64,
+    },
+    /// An expired token: every delivery gets 401 while the health URL answers 200.
+    Auth,
+    /// One order the portal cannot process (a payload-specific 500); the others go through.
+    FailOrder {
+        order_id: String,
+    },
 }
 
 /// One request as the portal saw it.
@@ -282,10 +295,14 @@ fn decide(p: &Portal) -> Gate {
             then: StatusCode::INTERNAL_SERVER_ERROR,
             delay: None,
         },
-        Mode::Hold => Gate::Process {
+        Mode::Hold | Mode::FailOrder { .. } => Gate::Process {
             then: StatusCode::CREATED,
             delay: None,
         },
+        Mode::Maintenance { retry_after_s } => {
+            Gate::Answer(StatusCode::SERVICE_UNAVAILABLE, Some(retry_after_s))
+        }
+        Mode::Auth => Gate::Answer(StatusCode::UNAUTHORIZED, None),
     }
 }
 
@@ -311,6 +328,12 @@ async fn order(State(p): State<Portal>, headers: HeaderMap, body: String) -> Res
             .map(str::to_owned)
             .unwrap_or_else(|| v.to_string())
     });
+    if let Mode::FailOrder { order_id: bad } = p.mode() {
+        if order_id.as_deref() == Some(bad.as_str()) {
+            p.record("/orders", key, order_id, 500, false);
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
     let (then, delay) = match decide(&p) {
         Gate::Answer(status, retry_after) => {
             p.record("/orders", key, order_id, status.as_u16(), false);
@@ -451,13 +474,21 @@ async fn record(
 }
 
 async fn health(State(p): State<Portal>) -> Response {
-    let status = match p.mode() {
-        Mode::Down => StatusCode::SERVICE_UNAVAILABLE,
+    let mode = p.mode();
+    let status = match mode {
+        Mode::Down | Mode::Maintenance { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Mode::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::OK,
     };
     p.record("/health", None, None, status.as_u16(), false);
-    status.into_response()
+    let mut r = status.into_response();
+    if let Mode::Maintenance { retry_after_s } = mode {
+        r.headers_mut().insert(
+            "retry-after",
+            retry_after_s.to_string().parse().expect("header"),
+        );
+    }
+    r
 }
 
 async fn set_mode(State(p): State<Portal>, Json(mode): Json<Mode>) -> impl IntoResponse {

@@ -38,6 +38,8 @@ pub struct Mapping {
     pub queue_arn: String,
     pub queue_url: String,
     pub batch_size: i32,
+    /// `MaximumBatchingWindowInSeconds`: how long a poll gathers messages for a batch.
+    pub batching_window_s: u64,
 }
 
 /// A DynamoDB stream mapping of the stack.
@@ -60,6 +62,8 @@ pub struct RateSchedule {
     /// As written in the template, e.g. `rate(1 minute)`.
     pub expression: String,
     pub every: std::time::Duration,
+    /// The schedule's `Input` (JSON text), sent as the event; else a Scheduled Event.
+    pub input: Option<String>,
 }
 
 /// `rate(N unit)` as a duration.
@@ -365,6 +369,7 @@ pub async fn provision(
                         function: function.clone(),
                         expression,
                         every,
+                        input: as_string(&p["Input"]),
                     });
                     continue;
                 }
@@ -387,13 +392,26 @@ pub async fn provision(
                 let enabled = as_string(&p["Enabled"])
                     .map(|e| e != "false")
                     .unwrap_or(true);
+                let batching_window_s: u64 = as_string(&p["MaximumBatchingWindowInSeconds"])
+                    .and_then(|b| b.parse().ok())
+                    .unwrap_or(0);
                 let mut req = emu
                     .lambda
                     .create_event_source_mapping()
                     .function_name(&fname)
                     .event_source_arn(&queue_arn)
                     .batch_size(batch_size)
+                    .maximum_batching_window_in_seconds(batching_window_s as i32)
                     .enabled(enabled);
+                if let Some(max) = as_string(&p["ScalingConfig"]["MaximumConcurrency"])
+                    .and_then(|m| m.parse::<i32>().ok())
+                {
+                    req = req.scaling_config(
+                        aws_sdk_lambda::types::ScalingConfig::builder()
+                            .maximum_concurrency(max)
+                            .build(),
+                    );
+                }
                 if p["FunctionResponseTypes"].as_sequence().is_some_and(|s| {
                     s.iter()
                         .any(|x| x.as_str() == Some("ReportBatchItemFailures"))
@@ -417,6 +435,7 @@ pub async fn provision(
                     queue_arn,
                     queue_url,
                     batch_size,
+                    batching_window_s,
                 });
             }
         }

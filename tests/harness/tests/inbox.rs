@@ -291,19 +291,26 @@ async fn bad_messages_are_parked_with_reasons_and_the_rest_of_their_batch_is_del
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_down_portal_halts_the_inbox_through_the_shared_gate_and_it_resumes_by_itself(
-) -> Result<()> {
+async fn a_down_portal_halts_the_inbox_through_its_own_gate_and_it_resumes_by_itself() -> Result<()>
+{
     let l = up(&[]).await?;
     // GIVEN the portal down, and 12 records arriving
     l.portal.set(Mode::Down);
     let s = storm(12, 3, 9);
     let bodies: Vec<String> = s.messages.iter().map(|m| m.2.clone()).collect();
     l.send_text_to("ErpRecordsQueue", &bodies).await?;
-    // THEN the processor trips the gate it shares with the orders pipeline
-    l.wait_for("gate Halted", Duration::from_secs(60), || async {
-        Ok(l.gate().await?.is_some_and(|g| g.0 != "Flowing"))
+    // THEN the processor trips the inbox portal's own gate; the orders gate is untouched
+    let inbox = l.inbox_target();
+    l.wait_for("inbox gate Halted", Duration::from_secs(60), || async {
+        Ok(l.gate_summary(&inbox)
+            .await?
+            .is_some_and(|g| g.0 != "Flowing"))
     })
     .await?;
+    assert!(
+        l.gate().await?.is_none(),
+        "the orders gate was never written"
+    );
     // Runs already delivering when the gate closed finish their tries (each run has one
     // retrying caller); after that, nothing reaches the portal's inbox endpoints.
     let burst = l
@@ -337,7 +344,16 @@ async fn a_down_portal_halts_the_inbox_through_the_shared_gate_and_it_resumes_by
     l.portal.set(Mode::Up);
     // THEN the probes find it, the flow resumes, and every record is delivered once
     wait_settled(&l, &s, Duration::from_secs(90)).await?;
-    assert_eq!(l.gate().await?.unwrap().0, "Flowing");
+    assert_eq!(l.gate_summary(&inbox).await?.unwrap().0, "Flowing");
+    assert!(
+        l.portal.seen().iter().any(|r| r.path == "/health"),
+        "probed at the portal's own health URL"
+    );
+    assert_eq!(
+        l.mapping_state("processor").await?,
+        "Enabled",
+        "orders kept flowing"
+    );
     let deliveries = l.portal.record_deliveries();
     let keys: HashSet<&str> = deliveries.iter().map(|d| d.key.as_str()).collect();
     assert_eq!(keys.len(), deliveries.len());

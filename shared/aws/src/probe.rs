@@ -1,0 +1,80 @@
+//! The guarded queue as the message probe uses it (`PROBE_MODE=message`): one message at a
+//! time, invisible while it is tried, deleted once delivered or parked, visible again at once
+//! when the target is still sick.
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use steadfast_domain::ports::{PortResult, ProbeSource, Queued};
+
+use crate::port_error;
+
+pub struct SqsProbeSource {
+    pub client: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub queue_arn: String,
+}
+
+/// Long enough for one delivery with its ledger write; the flow's mapping is disabled anyway.
+const INVISIBLE_SECONDS: i32 = 60;
+
+impl ProbeSource for SqsProbeSource {
+    async fn take(&self) -> PortResult<Option<Queued>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(1)
+            .visibility_timeout(INVISIBLE_SECONDS)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| port_error("ReceiveMessage for a probe", &e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(|m| {
+                let receive_count = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                Queued {
+                    message_id: m.message_id.unwrap_or_default(),
+                    receipt: m.receipt_handle.unwrap_or_default(),
+                    body: m.body.unwrap_or_default(),
+                    receive_count,
+                    source_arn: self.queue_arn.clone(),
+                }
+            }))
+    }
+
+    async fn done(&self, message: &Queued) -> PortResult<()> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&message.receipt)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("DeleteMessage {}", message.message_id), &e))?;
+        Ok(())
+    }
+
+    async fn release(&self, message: &Queued) -> PortResult<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&message.receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(|e| {
+                port_error(
+                    format!("ChangeMessageVisibility {}", message.message_id),
+                    &e,
+                )
+            })?;
+        Ok(())
+    }
+}

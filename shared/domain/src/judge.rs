@@ -1,0 +1,569 @@
+//! The batch judge: one SQS batch's deliveries as a pure state machine. The processor asks
+//! [`BatchRun::next`] what to do (call the target, wait, or stop), does it, and reports each
+//! answer with [`BatchRun::answer`]; at the end every message has a [`Fate`], and [`Trip`]
+//! says whether the flow must halt.
+//!
+//! The question it answers is whether target-level failures mean "the target is broken for
+//! everyone" (halt the flow; every message stays queued) or "this one message is its own
+//! problem" (hand it back; park it once it has kept failing). Rules (property-tested):
+//! - messages are tried fewest receives first, so a message that failed before is tried after
+//!   fresh ones;
+//! - a message makes at most `max_attempts` calls per invocation; one with a batch-mate after
+//!   it stops one short, and the next message's first answer witnesses for the target;
+//! - target-level failures of two messages or more, with no delivery between them, halt the
+//!   flow once they add up to `max_attempts`;
+//! - a message whose failures are its own — a batch-mate was delivered right after it (the
+//!   witness) or right before it — is handed back, and parked as poison once its receive count
+//!   is above `poison_receive_count`;
+//! - a message that fails alone, with no batch-mate delivered before or after it, halts the
+//!   flow: without a witness a sick API and a poison message cannot be told apart;
+//! - an announced wait (Retry-After) longer than the retry cap (5 s), or than the invocation
+//!   has left, halts the flow at once (the first probe then waits for it); a failure that
+//!   leaves no time for another try counts like a used-up message;
+//! - message-level answers neither halt nor count; no call starts that cannot end in time.
+
+use std::time::Duration;
+
+use crate::outcome::Outcome;
+use crate::retry::RetryPolicy;
+
+/// What the processor does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Call the target with message `index` (of the batch as given), try number `attempt`,
+    /// ending the call after `timeout`.
+    Call {
+        index: usize,
+        attempt: u32,
+        timeout: Duration,
+    },
+    /// Pause before the next call.
+    Wait(Duration),
+    /// Nothing more to do: read the fates.
+    Done,
+}
+
+/// How one message of the batch ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// Not decided yet (only before [`Action::Done`]).
+    Open,
+    Delivered,
+    /// The target refused it (message-level): park it with this reason.
+    Refused(String),
+    /// Back to the queue: its failures were its own but it may still go through, the flow
+    /// halted, or the invocation ran out of time.
+    HandBack,
+    /// It kept failing while batch-mates were delivered: park it with this reason.
+    Poison(String),
+}
+
+/// The flow must halt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trip {
+    /// The message whose answer decided it.
+    pub index: usize,
+    /// Calls made for that message.
+    pub attempts: u32,
+    /// Target-level failures in a row that led here.
+    pub failures: u32,
+    /// The last failure.
+    pub reason: String,
+    /// The longest wait the target announced in this batch, for the first probe.
+    pub wait_hint: Option<Duration>,
+}
+
+/// One batch's deliveries. See the module documentation for the rules.
+#[derive(Debug, Clone)]
+pub struct BatchRun {
+    policy: RetryPolicy,
+    poison_receive_count: u32,
+    call_timeout: Duration,
+    receive_counts: Vec<u32>,
+    /// Message indexes in the order they are tried.
+    order: Vec<usize>,
+    pos: usize,
+    /// Calls made for the message at `pos`.
+    attempt: u32,
+    wait: Option<Duration>,
+    /// A message that stopped one try short, waiting for the next message's answer.
+    suspect: Option<usize>,
+    /// Target-level failures since the last delivery or absolution.
+    streak: u32,
+    /// Messages those failures came from.
+    streak_messages: u32,
+    /// The streak began right after a delivery.
+    after_delivery: bool,
+    longest_wait: Option<Duration>,
+    last_reason: Vec<String>,
+    fates: Vec<Fate>,
+    trip: Option<Trip>,
+    done: bool,
+}
+
+impl BatchRun {
+    /// A run over messages with these receive counts (their SQS `ApproximateReceiveCount`).
+    /// `call_timeout` is the target's configured timeout; `poison_receive_count` default 5.
+    pub fn new(
+        policy: RetryPolicy,
+        poison_receive_count: u32,
+        call_timeout: Duration,
+        receive_counts: &[u32],
+    ) -> Self {
+        let mut order: Vec<usize> = (0..receive_counts.len()).collect();
+        order.sort_by_key(|&i| receive_counts[i]);
+        BatchRun {
+            policy,
+            poison_receive_count,
+            call_timeout,
+            receive_counts: receive_counts.to_vec(),
+            order,
+            pos: 0,
+            attempt: 0,
+            wait: None,
+            suspect: None,
+            streak: 0,
+            streak_messages: 0,
+            after_delivery: false,
+            longest_wait: None,
+            last_reason: vec![String::new(); receive_counts.len()],
+            fates: vec![Fate::Open; receive_counts.len()],
+            trip: None,
+            done: false,
+        }
+    }
+
+    /// The next step, with `remaining` time left in the invocation.
+    pub fn next(&mut self, remaining: Duration) -> Action {
+        if self.done {
+            return Action::Done;
+        }
+        if let Some(w) = self.wait.take() {
+            return Action::Wait(w);
+        }
+        let Some(&index) = self.order.get(self.pos) else {
+            self.finish();
+            return Action::Done;
+        };
+        match self.policy.call_timeout(self.call_timeout, remaining) {
+            Some(timeout) => {
+                self.attempt += 1;
+                Action::Call {
+                    index,
+                    attempt: self.attempt,
+                    timeout,
+                }
+            }
+            None => {
+                // No call can end in time: what was not tried goes back untouched.
+                if self.attempt > 0 {
+                    self.stopped(index);
+                } else {
+                    self.finish();
+                }
+                self.next(remaining)
+            }
+        }
+    }
+
+    /// The answer to the last [`Action::Call`]; `unit` in [0, 1) for the jitter.
+    pub fn answer(&mut self, outcome: &Outcome, remaining: Duration, unit: f64) {
+        let Some(&index) = self.order.get(self.pos) else {
+            return;
+        };
+        match outcome {
+            Outcome::Delivered { .. } => {
+                self.fates[index] = Fate::Delivered;
+                self.streak = 0;
+                self.streak_messages = 0;
+                self.after_delivery = true;
+                if let Some(s) = self.suspect.take() {
+                    self.its_own(s);
+                }
+                self.advance();
+            }
+            Outcome::Refused(reason) => {
+                self.fates[index] = Fate::Refused(reason.clone());
+                self.advance();
+            }
+            Outcome::Unavailable {
+                reason,
+                retry_after,
+            } => {
+                self.last_reason[index] = reason.clone();
+                self.streak += 1;
+                if self.attempt == 1 {
+                    self.streak_messages += 1;
+                }
+                if let Some(w) = retry_after {
+                    self.longest_wait = Some(self.longest_wait.map_or(*w, |l| l.max(*w)));
+                }
+                self.after_failure(index, *retry_after, remaining, unit);
+            }
+        }
+    }
+
+    fn after_failure(
+        &mut self,
+        index: usize,
+        announced: Option<Duration>,
+        remaining: Duration,
+        unit: f64,
+    ) {
+        let max = self.policy.max_attempts.max(1);
+        if self.streak_messages >= 2 && self.streak >= max {
+            return self.halt(index);
+        }
+        if announced.is_some_and(|w| w > self.policy.cap || !self.policy.fits(w, remaining)) {
+            // The target announced a wait longer than a short retry pause, or longer than this
+            // invocation can sit out: the gate waits for it, not the invocation.
+            return self.halt(index);
+        }
+        let has_next = self.pos + 1 < self.order.len();
+        if self.attempt >= max {
+            return self.stopped(index);
+        }
+        if has_next && max >= 2 && self.attempt + 1 >= max {
+            self.suspect = Some(index);
+            return self.advance();
+        }
+        let pause = self.policy.pause(self.attempt, announced, unit);
+        if !self.policy.fits(pause, remaining) {
+            return self.stopped(index);
+        }
+        self.wait = Some(pause);
+    }
+
+    /// Message `index` can make no more calls: its own failure if a batch-mate was delivered
+    /// right before it, else the target's.
+    fn stopped(&mut self, index: usize) {
+        if self.unwitnessed_is_own() {
+            self.its_own(index);
+            self.advance();
+        } else {
+            self.halt(index);
+        }
+    }
+
+    fn unwitnessed_is_own(&self) -> bool {
+        self.after_delivery && self.streak_messages == 1
+    }
+
+    fn its_own(&mut self, index: usize) {
+        self.streak = 0;
+        self.streak_messages = 0;
+        self.after_delivery = false;
+        let receives = self.receive_counts[index];
+        self.fates[index] = if receives > self.poison_receive_count {
+            Fate::Poison(format!(
+                "failed on {receives} receives while other messages were delivered; last: {}",
+                self.last_reason[index]
+            ))
+        } else {
+            Fate::HandBack
+        };
+    }
+
+    fn halt(&mut self, index: usize) {
+        self.trip = Some(Trip {
+            index,
+            attempts: self.attempt,
+            failures: self.streak,
+            reason: self.last_reason[index].clone(),
+            wait_hint: self.longest_wait,
+        });
+        self.fates[index] = Fate::HandBack;
+        self.suspect = None;
+        self.finish();
+    }
+
+    fn advance(&mut self) {
+        self.pos += 1;
+        self.attempt = 0;
+    }
+
+    /// The batch ends: a pending suspect is judged without a witness, and whatever is still
+    /// open goes back to the queue.
+    fn finish(&mut self) {
+        if let Some(s) = self.suspect.take() {
+            if self.unwitnessed_is_own() {
+                self.its_own(s);
+            } else {
+                return self.halt(s);
+            }
+        }
+        for f in &mut self.fates {
+            if *f == Fate::Open {
+                *f = Fate::HandBack;
+            }
+        }
+        self.done = true;
+    }
+
+    pub fn fates(&self) -> &[Fate] {
+        &self.fates
+    }
+
+    pub fn trip(&self) -> Option<&Trip> {
+        self.trip.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PLENTY: Duration = Duration::from_secs(600);
+
+    fn policy(max: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: max,
+            base: Duration::from_millis(10),
+            cap: Duration::from_secs(5),
+            reserve: Duration::from_secs(2),
+            min_call: Duration::from_millis(100),
+        }
+    }
+
+    /// What a message does at the target.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Kind {
+        Good,
+        /// Refused (message-level) every time.
+        Bad,
+        /// Target-level failure for this message only, every time.
+        Poison,
+    }
+
+    /// Runs a batch against a target that is `down` (every call target-level) or up (each
+    /// message answers by its kind). Returns the run and the calls, in order.
+    fn simulate(
+        max: u32,
+        kinds: &[Kind],
+        receives: &[u32],
+        down: bool,
+        mut remaining: Duration,
+    ) -> (BatchRun, Vec<(usize, Outcome)>) {
+        let mut run = BatchRun::new(policy(max), 5, Duration::from_secs(3), receives);
+        let mut calls = vec![];
+        for _ in 0..10_000 {
+            match run.next(remaining) {
+                Action::Done => return (run, calls),
+                Action::Wait(w) => remaining = remaining.saturating_sub(w),
+                Action::Call { index, timeout, .. } => {
+                    assert!(timeout + Duration::from_secs(2) <= remaining);
+                    let outcome = match (down, kinds[index]) {
+                        (true, _) | (false, Kind::Poison) => Outcome::unavailable("HTTP 503"),
+                        (false, Kind::Good) => Outcome::Delivered { status: 201 },
+                        (false, Kind::Bad) => Outcome::Refused("HTTP 400".into()),
+                    };
+                    remaining = remaining.saturating_sub(Duration::from_millis(200));
+                    run.answer(&outcome, remaining, 0.5);
+                    calls.push((index, outcome));
+                }
+            }
+        }
+        panic!("the run did not end");
+    }
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        prop_oneof![4 => Just(Kind::Good), 1 => Just(Kind::Bad), 1 => Just(Kind::Poison)]
+    }
+
+    #[test]
+    fn a_down_target_halts_after_max_attempts_calls_spread_over_two_messages() {
+        let (run, calls) = simulate(5, &[Kind::Good; 3], &[1, 1, 1], true, PLENTY);
+        let who: Vec<usize> = calls.iter().map(|(i, _)| *i).collect();
+        assert_eq!(who, vec![0, 0, 0, 0, 1], "four tries, then the witness");
+        let trip = run.trip().expect("tripped");
+        assert_eq!((trip.index, trip.failures), (1, 5));
+        assert!(run.fates().iter().all(|f| *f == Fate::HandBack));
+    }
+
+    #[test]
+    fn a_poison_message_witnessed_by_a_delivery_is_handed_back_then_parked() {
+        // GIVEN a poison message first and a good one after it
+        let (run, calls) = simulate(5, &[Kind::Poison, Kind::Good], &[1, 1], false, PLENTY);
+        assert_eq!(calls.len(), 5);
+        assert!(run.trip().is_none());
+        assert_eq!(run.fates(), &[Fate::HandBack, Fate::Delivered]);
+        // AND once it has kept failing, it is parked instead
+        let (run, _) = simulate(5, &[Kind::Poison, Kind::Good], &[6, 1], false, PLENTY);
+        assert!(run.trip().is_none());
+        assert!(
+            matches!(&run.fates()[0], Fate::Poison(r) if r.contains("6 receives") && r.contains("HTTP 503"))
+        );
+        assert_eq!(
+            run.fates()[1],
+            Fate::Delivered,
+            "tried first: fewer receives"
+        );
+    }
+
+    #[test]
+    fn a_message_failing_alone_halts_the_flow() {
+        let (run, calls) = simulate(5, &[Kind::Poison], &[9], false, PLENTY);
+        assert_eq!(calls.len(), 5);
+        assert_eq!(run.trip().map(|t| t.attempts), Some(5));
+        assert_eq!(run.fates(), &[Fate::HandBack]);
+    }
+
+    #[test]
+    fn an_announced_wait_that_does_not_fit_halts_at_once() {
+        let mut run = BatchRun::new(policy(5), 5, Duration::from_secs(3), &[1, 1]);
+        assert!(matches!(run.next(PLENTY), Action::Call { index: 0, .. }));
+        run.answer(
+            &Outcome::Unavailable {
+                reason: "HTTP 503".into(),
+                retry_after: Some(Duration::from_secs(120)),
+            },
+            Duration::from_secs(50),
+            0.0,
+        );
+        assert_eq!(run.next(Duration::from_secs(50)), Action::Done);
+        let trip = run.trip().unwrap();
+        assert_eq!(trip.wait_hint, Some(Duration::from_secs(120)));
+        assert_eq!(run.fates(), &[Fate::HandBack, Fate::HandBack]);
+    }
+
+    #[test]
+    fn an_announced_wait_longer_than_a_retry_pause_halts_even_with_time_left() {
+        let mut run = BatchRun::new(policy(5), 5, Duration::from_secs(3), &[1]);
+        run.next(PLENTY);
+        run.answer(
+            &Outcome::Unavailable {
+                reason: "HTTP 503".into(),
+                retry_after: Some(Duration::from_secs(30)),
+            },
+            PLENTY,
+            0.0,
+        );
+        assert_eq!(run.next(PLENTY), Action::Done);
+        assert!(run.trip().is_some());
+    }
+
+    #[test]
+    fn a_short_announced_wait_is_sat_out() {
+        let mut run = BatchRun::new(policy(5), 5, Duration::from_secs(3), &[1]);
+        run.next(PLENTY);
+        run.answer(
+            &Outcome::Unavailable {
+                reason: "HTTP 429".into(),
+                retry_after: Some(Duration::from_secs(2)),
+            },
+            PLENTY,
+            0.0,
+        );
+        assert_eq!(run.next(PLENTY), Action::Wait(Duration::from_secs(2)));
+        assert!(matches!(run.next(PLENTY), Action::Call { attempt: 2, .. }));
+    }
+
+    #[test]
+    fn without_time_for_a_call_nothing_starts_and_nothing_halts() {
+        let (run, calls) = simulate(5, &[Kind::Good; 2], &[1, 1], false, Duration::from_secs(2));
+        assert!(calls.is_empty());
+        assert!(run.trip().is_none());
+        assert_eq!(run.fates(), &[Fate::HandBack, Fate::HandBack]);
+    }
+
+    #[test]
+    fn a_failure_with_no_time_left_for_another_try_counts_like_a_used_up_message() {
+        // 2.3 s left: one call fits, a pause and a second call do not.
+        let (run, calls) = simulate(
+            5,
+            &[Kind::Good; 2],
+            &[1, 1],
+            true,
+            Duration::from_millis(2300),
+        );
+        assert_eq!(calls.len(), 1);
+        assert!(run.trip().is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn a_down_target_always_halts_within_max_attempts_calls(
+            max in 1u32..8,
+            receives in proptest::collection::vec(1u32..12, 1..10),
+        ) {
+            let kinds = vec![Kind::Good; receives.len()];
+            let (run, calls) = simulate(max, &kinds, &receives, true, PLENTY);
+            prop_assert!(run.trip().is_some());
+            prop_assert_eq!(calls.len() as u32, max);
+            prop_assert!(run.fates().iter().all(|f| *f == Fate::HandBack), "nothing parked while the target is down");
+        }
+
+        #[test]
+        fn message_level_answers_never_halt(
+            max in 1u32..8,
+            kinds in proptest::collection::vec(prop_oneof![Just(Kind::Good), Just(Kind::Bad)], 1..10),
+        ) {
+            let receives = vec![1; kinds.len()];
+            let (run, _) = simulate(max, &kinds, &receives, false, PLENTY);
+            prop_assert!(run.trip().is_none());
+            for (k, f) in kinds.iter().zip(run.fates()) {
+                match k {
+                    Kind::Good => prop_assert_eq!(f, &Fate::Delivered),
+                    _ => prop_assert!(matches!(f, Fate::Refused(_))),
+                }
+            }
+        }
+
+        #[test]
+        fn every_message_ends_with_a_fate_and_no_message_is_called_too_often(
+            max in 1u32..8,
+            kinds in proptest::collection::vec(kind(), 1..10),
+            receives in proptest::collection::vec(1u32..12, 10),
+            down in any::<bool>(),
+            secs in 1u64..120,
+        ) {
+            let receives = &receives[..kinds.len()];
+            let (run, calls) = simulate(max, &kinds, receives, down, Duration::from_secs(secs));
+            prop_assert!(run.fates().iter().all(|f| *f != Fate::Open));
+            for (i, (fate, rc)) in run.fates().iter().zip(receives).enumerate() {
+                prop_assert!(calls.iter().filter(|(j, _)| *j == i).count() as u32 <= max);
+                if *fate == Fate::Delivered {
+                    prop_assert!(calls.iter().any(|(j, o)| *j == i && o.is_delivered()));
+                }
+                if matches!(fate, Fate::Poison(_)) {
+                    prop_assert!(*rc > 5);
+                }
+            }
+            // Between two deliveries, target-level failures stay bounded: a message's own
+            // failures are absolved once (by the delivery before it), then the streak halts.
+            let mut streak = 0u32;
+            for (_, o) in &calls {
+                match o {
+                    Outcome::Delivered { .. } => streak = 0,
+                    Outcome::Unavailable { .. } => streak += 1,
+                    Outcome::Refused(_) => {}
+                }
+                prop_assert!(streak <= 2 * max);
+            }
+        }
+
+        #[test]
+        fn one_poison_message_among_good_ones_never_halts_the_flow(
+            max in 2u32..8,
+            goods in 1usize..9,
+            at in 0usize..9,
+            poison_receives in 1u32..12,
+        ) {
+            let mut kinds = vec![Kind::Good; goods];
+            let at = at.min(goods);
+            kinds.insert(at, Kind::Poison);
+            let mut receives = vec![1; kinds.len()];
+            receives[at] = poison_receives;
+            let (run, _) = simulate(max, &kinds, &receives, false, PLENTY);
+            prop_assert!(run.trip().is_none(), "{:?}", run.fates());
+            let poison = &run.fates()[at];
+            if poison_receives > 5 {
+                prop_assert!(matches!(poison, Fate::Poison(_)));
+            } else {
+                prop_assert_eq!(poison, &Fate::HandBack);
+            }
+            prop_assert_eq!(run.fates().iter().filter(|f| **f == Fate::Delivered).count(), goods);
+        }
+    }
+}
