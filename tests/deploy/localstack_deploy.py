@@ -72,6 +72,7 @@ def deploy(name):
     params = {
         "TargetUrl": "https://portal.example.com/orders",
         "PortalUrl": "https://portal.example.com",
+        "PortalProbeUrl": "https://portal.example.com/health",
     }
     started = time.time()
     # Over CloudFormation's 51 200-byte inline limit: from S3, as `sam deploy` does.

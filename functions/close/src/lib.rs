@@ -199,7 +199,7 @@ where
 
     async fn set_switch(&self, target: &str, enabled: bool, max: Option<u32>) {
         if let Some(Some(switch)) = self.switches.get(target) {
-            if let Err(e) = switch.set(enabled, max).await {
+            if let Err(e) = switch.set(Some(enabled), max).await {
                 warn!(target_api = %target, enabled, error = %e, "mapping not switched; the watchdog will");
             }
         }
@@ -208,6 +208,9 @@ where
     async fn trip(&self, cfg: &Config, trip: TripRequest) -> Result<Done, PortError> {
         self.known(&trip.target)?;
         let gate = self.gates.load(&trip.target).await?;
+        if let Some(refused) = gate.outdated(trip.observed_at_ms) {
+            return Ok(no_op(refused));
+        }
         let now = now_ms();
         let mut next = match gate.trip(
             now,
@@ -315,14 +318,28 @@ where
     /// Delivers one real queued order as the probe: its delivery is the health signal and
     /// counts as that order's delivery (recorded in the ledger, then deleted). Orders that
     /// are malformed or refused are parked and the next one is taken (three at most); one
-    /// already delivered is deleted. With nothing queued there is nothing to protect.
+    /// already delivered is deleted. An empty queue has nothing to protect: healthy. Orders
+    /// that exist but are not visible yet (handed back by the halt) cannot probe: not yet.
     async fn check_by_message(&self, cfg: &Config, target: &T) -> Result<Health, PortError> {
         let m = self.messages.as_ref().ok_or_else(|| {
             PortError::invalid("message probe", "no queue is configured for message probes")
         })?;
         for _ in 0..3 {
-            let Some(q) = m.source.take().await? else {
-                return Ok(Health::Healthy("no order queued to probe with".into()));
+            let q = match m.source.take().await? {
+                Taken::Message(q) => q,
+                Taken::Empty => {
+                    return Ok(Health::Healthy(
+                        "no order queued: nothing waits to be protected".into(),
+                    ))
+                }
+                Taken::Unseen { waiting } => {
+                    return Ok(Health::Sick {
+                        reason: format!(
+                            "no order visible to probe with yet ({waiting} in flight or delayed)"
+                        ),
+                        retry_after: None,
+                    })
+                }
             };
             let order = match OrderMessage::parse(&q.body, &cfg.identity) {
                 Ok(o) => o,
@@ -454,13 +471,23 @@ where
         let mut done = Vec::new();
         'fixes: for fix in &verdict.fixes {
             let applied = match fix {
-                Fix::EnableMapping | Fix::DisableMapping => {
-                    let enable = *fix == Fix::EnableMapping;
-                    match switch {
-                        Some(s) => s.set(enable, None).await.map(|_| true)?,
-                        None => false,
+                Fix::DisableMapping => match switch {
+                    Some(s) => s.set(Some(false), None).await.map(|_| true)?,
+                    None => false,
+                },
+                Fix::EnableMapping => match switch {
+                    Some(s) => {
+                        s.set(Some(true), None).await?;
+                        // A halt may have come between the read and the switch: look again.
+                        if !self.gates.load(target).await?.is_flowing() {
+                            s.set(Some(false), None).await?;
+                            false
+                        } else {
+                            true
+                        }
                     }
-                }
+                    None => false,
+                },
                 Fix::ReplaceTimer => {
                     let again = match gate.reschedule(now, now) {
                         Ok(g) => g,
@@ -526,7 +553,7 @@ where
             return Ok(());
         };
         if let Some(Some(s)) = self.switches.get(&gate.target) {
-            s.set(true, Some(cfg.full_concurrency)).await?;
+            s.set(None, Some(cfg.full_concurrency)).await?;
         }
         if self.gates.save(&full).await? {
             info!(target_api = %gate.target, epoch = gate.epoch, concurrency = cfg.full_concurrency, outcome = "ramped_up", "ramp-up time over: full concurrency");
@@ -602,6 +629,7 @@ mod tests {
             reason: "5 failures".into(),
             wait_hint_ms,
             manual: false,
+            observed_at_ms: None,
         })
     }
 
@@ -764,6 +792,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_probe_with_orders_in_flight_waits_and_an_empty_queue_resumes() {
+        let p = ports_with(
+            ScriptedTarget::always(Outcome::Delivered { status: 201 }),
+            ProbeMode::Message,
+            &[],
+        );
+        let c = cfg();
+        p.handle(&c, trip()).await.unwrap();
+        *p.messages
+            .as_ref()
+            .unwrap()
+            .source
+            .invisible
+            .lock()
+            .unwrap() = 10;
+        assert!(matches!(
+            p.handle(&c, probe(1, 0)).await.unwrap(),
+            Done::StillSick { .. }
+        ));
+        *p.messages
+            .as_ref()
+            .unwrap()
+            .source
+            .invisible
+            .lock()
+            .unwrap() = 0;
+        assert!(matches!(
+            p.handle(&c, probe(1, 1)).await.unwrap(),
+            Done::Resuming { .. }
+        ));
+        assert!(p.probes["portal"].target.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_trip_request_from_before_the_last_resume_is_out_of_date() {
+        let p = ports(ScriptedTarget::always(sick()));
+        let resumed = Gate::new("portal")
+            .trip(1_000, "x", false, 0)
+            .unwrap()
+            .resume(None, 5_000, "", false)
+            .unwrap();
+        p.gates.0.lock().unwrap().insert("portal".into(), resumed);
+        let stale = CloseRequest::Trip(TripRequest {
+            target: "portal".into(),
+            reason: "seen before the resume".into(),
+            wait_hint_ms: None,
+            manual: false,
+            observed_at_ms: Some(4_000),
+        });
+        assert!(
+            matches!(p.handle(&cfg(), stale).await.unwrap(), Done::NoOp(r) if r.contains("resumed after"))
+        );
+        assert!(p.gates.get("portal").unwrap().is_flowing());
+    }
+
+    #[tokio::test]
     async fn a_manual_halt_starts_no_probes_and_ignores_old_timers() {
         let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 200 }));
         let c = cfg();
@@ -772,6 +856,7 @@ mod tests {
             reason: "maintenance".into(),
             wait_hint_ms: None,
             manual: true,
+            observed_at_ms: None,
         });
         assert_eq!(
             p.handle(&c, manual).await.unwrap(),
@@ -792,7 +877,7 @@ mod tests {
         let mut g = Gate::new("portal").trip(1_000, "x", false, 0).unwrap();
         g.next_probe_at_ms = 2_000;
         p.gates.0.lock().unwrap().insert("portal".into(), g);
-        switch(&p).set(false, None).await.unwrap();
+        switch(&p).set(Some(false), None).await.unwrap();
         let c = cfg();
         // WHEN the watchdog runs twice
         let first = p.handle(&c, CloseRequest::Watchdog {}).await.unwrap();
@@ -814,7 +899,7 @@ mod tests {
     #[tokio::test]
     async fn the_watchdog_enables_a_mapping_left_disabled_under_a_flowing_gate() {
         let p = ports(ScriptedTarget::always(sick()));
-        switch(&p).set(false, None).await.unwrap();
+        switch(&p).set(Some(false), None).await.unwrap();
         let c = cfg();
         let done = p.handle(&c, CloseRequest::Watchdog {}).await.unwrap();
         assert_eq!(
@@ -836,7 +921,7 @@ mod tests {
             .begin_probe(1, 0, 1_000)
             .unwrap();
         p.gates.0.lock().unwrap().insert("portal".into(), g);
-        switch(&p).set(false, None).await.unwrap();
+        switch(&p).set(Some(false), None).await.unwrap();
         p.handle(&cfg(), CloseRequest::Watchdog {}).await.unwrap();
         let g = p.gates.get("portal").unwrap();
         assert_eq!((g.state, g.attempt), (GateState::Halted, 1));
@@ -852,7 +937,7 @@ mod tests {
             .resume(None, 1_000, "", true)
             .unwrap();
         p.gates.0.lock().unwrap().insert("portal".into(), g);
-        switch(&p).set(true, Some(2)).await.unwrap();
+        switch(&p).set(Some(true), Some(2)).await.unwrap();
         p.handle(&cfg(), CloseRequest::Watchdog {}).await.unwrap();
         assert_eq!(switch(&p).max_concurrency(), Some(5));
         assert!(!p.gates.get("portal").unwrap().ramping);
@@ -884,6 +969,7 @@ mod tests {
                     reason: "x".into(),
                     wait_hint_ms: None,
                     manual: false,
+                    observed_at_ms: None,
                 }),
             )
             .await

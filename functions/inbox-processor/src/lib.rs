@@ -419,6 +419,7 @@ where
             reason: format!("inbox: {attempts} failed attempts, last: {reason}"),
             wait_hint_ms: wait_hint.map(|d| d.as_millis() as u64),
             manual: false,
+            observed_at_ms: None,
         });
         if let Err(e) = self.invoker.close(&trip).await {
             warn!(pipeline = "inbox", error = %e, "trip request not sent; the next run tries again");

@@ -46,7 +46,10 @@ fn config(env: &Env) -> Result<Config, ConfigError> {
 }
 
 /// One HTTP target per entity type, from `INBOX_ENTITIES` and `INBOX_PORTAL_URL`.
-fn targets(env: &Env, token: Option<String>) -> Result<BTreeMap<String, HttpTarget>, ConfigError> {
+fn targets(
+    env: &Env,
+    token: std::sync::Arc<steadfast_aws::token::Token>,
+) -> Result<BTreeMap<String, HttpTarget>, ConfigError> {
     let inbox = steadfast_aws::inbox::config_from(env)?;
     let base = env.optional("INBOX_PORTAL_URL");
     let urls = inbox

@@ -68,7 +68,7 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
                 if gate.is_flowing() {
                     // A retry of an open that stopped half-way: make sure the flow runs.
                     if let Some(s) = switch {
-                        s.set(true, None).await?;
+                        s.set(Some(true), None).await?;
                     }
                 }
                 info!(reason = %refused, outcome = "no_op", "nothing to resume");
@@ -76,9 +76,15 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
             }
         };
         if let Some(s) = switch {
-            s.set(true, Some(cfg.ramp_concurrency)).await?;
+            s.set(Some(true), Some(cfg.ramp_concurrency)).await?;
         }
         if !self.gates.save(&next).await? {
+            // Someone else changed the gate meanwhile: the mapping follows what it says now.
+            if let Some(s) = switch {
+                if !self.gates.load(&request.target).await?.is_flowing() {
+                    s.set(Some(false), None).await?;
+                }
+            }
             return Ok(Done::NoOp("the gate changed concurrently".into()));
         }
         // The timer the gate was waiting for, if it is a schedule, is now pointless.
@@ -119,7 +125,7 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
             Err(refused) => return Ok(Done::NoOp(refused.to_string())),
         };
         if let Some(s) = switch {
-            s.set(true, Some(cfg.full_concurrency)).await?;
+            s.set(None, Some(cfg.full_concurrency)).await?;
         }
         if !self.gates.save(&full).await? {
             return Ok(Done::NoOp("the gate changed concurrently".into()));
@@ -169,7 +175,7 @@ mod tests {
     async fn halted(p: &Fake, manual: bool) {
         let g = Gate::new("portal").trip(0, "x", manual, 0).unwrap();
         p.gates.save(&g).await.unwrap();
-        switch(p).set(false, None).await.unwrap();
+        switch(p).set(Some(false), None).await.unwrap();
     }
 
     #[tokio::test]

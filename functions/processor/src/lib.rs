@@ -24,8 +24,8 @@ use std::time::Instant;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use steadfast_domain::ports::*;
 use steadfast_domain::{
-    Action, BatchRun, CloseRequest, Fate, FlowEvent, Gate, IdentityRule, OpenRequest, OrderMessage,
-    Outcome, RetryPolicy, TripRequest,
+    is_poison, Action, BatchRun, CloseRequest, Fate, FlowEvent, Gate, IdentityRule, OpenRequest,
+    OrderMessage, Outcome, RetryPolicy, TripRequest,
 };
 use tracing::{info, warn};
 
@@ -39,8 +39,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Name of the source, recorded on parked messages. `SOURCE_NAME`, default `orders`.
     pub source: String,
-    /// Receives after which a message that fails on its own is parked. `POISON_RECEIVE_COUNT`,
-    /// default 5.
+    /// A message that has failed on its own (while others were delivered) on more receives
+    /// than this is parked. `POISON_RECEIVE_COUNT`, default 5.
     pub poison_receive_count: u32,
     /// Deliveries after a resume before the flow runs at full concurrency.
     /// `RAMP_UP_SUCCESSES`, default 20.
@@ -105,6 +105,7 @@ where
     ) -> (SqsBatchResponse, Tally) {
         let mut tally = Tally::default();
         let messages = event.records;
+        let observed_at_ms = now_ms();
         let gate = match self.gates.load(&cfg.target).await {
             Ok(g) if g.is_flowing() => g,
             Ok(g) => {
@@ -177,10 +178,17 @@ where
                     tally.duplicates_skipped += same.len() as u32;
                     continue;
                 }
-                Fate::Refused(reason) | Fate::Poison(reason) => {
+                Fate::Refused(reason) => {
                     self.park(cfg, c.msg, Some(id), reason, &mut tally, &mut failures)
                         .await
                 }
+                Fate::Own(reason) => match self.poison(cfg, c, reason).await {
+                    Some(why) => {
+                        self.park(cfg, c.msg, Some(id), &why, &mut tally, &mut failures)
+                            .await
+                    }
+                    None => failures.push(message_id(c.msg)),
+                },
                 Fate::HandBack | Fate::Open => failures.push(message_id(c.msg)),
             }
             failures.extend(same.iter().map(|m| message_id(m)));
@@ -188,7 +196,7 @@ where
         if let Some(trip) = run.trip() {
             tally.tripped = true;
             let c = &candidates[trip.index];
-            self.trip(cfg, c, trip).await;
+            self.trip(cfg, c, trip, observed_at_ms).await;
         }
         if gate.ramping && tally.delivered > 0 {
             self.count_ramp(cfg, &gate, tally.delivered).await;
@@ -207,12 +215,7 @@ where
         tally: &mut Tally,
     ) -> BatchRun {
         let receives: Vec<u32> = candidates.iter().map(|c| c.receive_count).collect();
-        let mut run = BatchRun::new(
-            cfg.retry,
-            cfg.poison_receive_count,
-            self.target.timeout(),
-            &receives,
-        );
+        let mut run = BatchRun::new(cfg.retry, self.target.timeout(), &receives);
         let remaining = || deadline.saturating_duration_since(Instant::now());
         loop {
             match run.next(remaining()) {
@@ -301,8 +304,33 @@ where
         }
     }
 
+    /// A message that failed on its own: one more strike in the ledger; the reason to park it
+    /// once it has failed on its own on more than `POISON_RECEIVE_COUNT` receives.
+    async fn poison(&self, cfg: &Config, c: &Candidate<'_>, last: &str) -> Option<String> {
+        let id = &c.order.identity;
+        match self.ledger.strike(id).await {
+            Ok(strikes) if is_poison(strikes, cfg.poison_receive_count) => Some(format!(
+                "failed on its own on {strikes} receives while other orders were delivered; last: {last}"
+            )),
+            Ok(strikes) => {
+                info!(message_id = %message_id(c.msg), identity = %id, strikes, outcome = "failed_on_its_own", "handed back; the target works for other orders");
+                None
+            }
+            Err(e) => {
+                warn!(identity = %id, error = %e, "strike not counted; handed back");
+                None
+            }
+        }
+    }
+
     /// Tells the error service, and asks `close` to halt the flow.
-    async fn trip(&self, cfg: &Config, c: &Candidate<'_>, trip: &steadfast_domain::Trip) {
+    async fn trip(
+        &self,
+        cfg: &Config,
+        c: &Candidate<'_>,
+        trip: &steadfast_domain::Trip,
+        observed_at_ms: u64,
+    ) {
         let message_id = message_id(c.msg);
         warn!(message_id, identity = %c.order.identity, attempts = trip.attempts, failures = trip.failures, reason = %trip.reason, outcome = "halt_requested", "the target is failing; asking close to halt the flow");
         let failed = FlowEvent::DeliveryFailed {
@@ -323,6 +351,7 @@ where
             ),
             wait_hint_ms: trip.wait_hint.map(|d| d.as_millis() as u64),
             manual: false,
+            observed_at_ms: Some(observed_at_ms),
         });
         if let Err(e) = self.invoker.close(&request).await {
             warn!(error = %e, "trip request not sent; the next batch will try again");
@@ -483,11 +512,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_target_halts_the_flow_and_the_rest_is_handed_back_unattempted() {
-        // GIVEN the target takes order 1, then fails everything
-        let p = ports(ScriptedTarget::new(
-            vec![Outcome::Delivered { status: 201 }],
-            down(),
-        ));
+        // GIVEN a target that fails everything
+        let p = ports(ScriptedTarget::always(down()));
         let (r, tally) = p
             .handle(
                 &cfg(3),
@@ -495,18 +521,14 @@ mod tests {
                     r#"{"orderId":"1"}"#,
                     r#"{"orderId":"2"}"#,
                     r#"{"orderId":"3"}"#,
-                    r#"{"orderId":"4"}"#,
                 ]),
                 later(),
             )
             .await;
-        // THEN order 2 is tried twice, order 3 witnesses once, and order 4 is untouched
-        assert_eq!(failed(&r), vec!["m1", "m2", "m3"]);
+        // THEN order 1 is tried twice, order 2 witnesses once, and order 3 is untouched
+        assert_eq!(failed(&r), vec!["m0", "m1", "m2"]);
         assert!(tally.tripped);
-        assert_eq!(
-            p.target.calls(),
-            vec!["orders/1", "orders/2", "orders/2", "orders/3"],
-        );
+        assert_eq!(p.target.calls(), vec!["orders/1", "orders/1", "orders/2"]);
         assert_eq!(p.events.types(), vec!["DeliveryFailed"]);
         assert!(matches!(
             p.invoker.all().as_slice(),
@@ -516,6 +538,24 @@ mod tests {
             p.parking.all().is_empty(),
             "nothing parked while the target is down"
         );
+        assert!(
+            p.ledger.2.lock().unwrap().is_empty(),
+            "no strikes: the target's fault"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outage_that_begins_mid_batch_costs_a_bounded_number_of_calls() {
+        let p = ports(ScriptedTarget::new(
+            vec![Outcome::Delivered { status: 201 }],
+            down(),
+        ));
+        let bodies: Vec<String> = (0..10).map(|i| format!(r#"{{"orderId":"{i}"}}"#)).collect();
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let (r, tally) = p.handle(&cfg(3), event(&refs), later()).await;
+        assert!(tally.tripped);
+        assert_eq!(tally.api_calls, 1 + 3 + 3 + 2 + 1);
+        assert_eq!(failed(&r).len(), 9);
     }
 
     #[tokio::test]
@@ -613,42 +653,50 @@ mod tests {
     #[tokio::test]
     async fn a_poison_order_is_handed_back_while_others_go_through_then_parked() {
         // GIVEN the target fails order 1 (a payload-specific 500) and takes the others
-        let script = |poison_first: bool| {
-            let mut s = vec![];
-            if poison_first {
-                s.extend([down(), down(), down(), down()]);
-            }
-            s.push(Outcome::Delivered { status: 201 });
-            ScriptedTarget::new(s, down())
-        };
-        let p = ports(script(true));
+        let p = ports(ScriptedTarget::new(
+            vec![
+                down(),
+                down(),
+                down(),
+                down(),
+                Outcome::Delivered { status: 201 },
+            ],
+            down(),
+        ));
+        let c = cfg(5);
         let (r, tally) = p
             .handle(
-                &cfg(5),
+                &c,
                 event(&[r#"{"orderId":"1"}"#, r#"{"orderId":"2"}"#]),
                 later(),
             )
             .await;
-        // THEN it goes back to the queue without halting the flow
+        // THEN it goes back to the queue without halting the flow, one strike counted
         assert_eq!(failed(&r), vec!["m0"]);
         assert!(!tally.tripped && p.invoker.all().is_empty());
-        // AND on its sixth receive, tried after the fresh order, it is parked
-        let p = ports(ScriptedTarget::new(
-            vec![Outcome::Delivered { status: 201 }],
-            down(),
-        ));
-        let (r, tally) = p
-            .handle(
-                &cfg(5),
-                event_with(&[(r#"{"orderId":"1"}"#, 6), (r#"{"orderId":"2"}"#, 1)]),
-                later(),
-            )
-            .await;
-        assert!(failed(&r).is_empty());
-        assert!(!tally.tripped);
-        assert_eq!(tally.parked, 1);
-        assert!(p.parking.all()[0].reason.contains("6 receives"));
-        assert_eq!(p.target.calls()[0], "orders/2", "the fresh order first");
+        assert_eq!(p.ledger.2.lock().unwrap()["orders/1"], 1);
+        // AND on the sixth receive on which it fails on its own, it is parked with its last
+        // error (a fresh order, tried first, is delivered each time)
+        for round in 0..5 {
+            *p.target.script.lock().unwrap() = vec![Outcome::Delivered { status: 201 }].into();
+            let fresh = format!(r#"{{"orderId":"f{round}"}}"#);
+            let (_, t) = p
+                .handle(
+                    &c,
+                    event_with(&[(r#"{"orderId":"1"}"#, 9), (&fresh, 1)]),
+                    later(),
+                )
+                .await;
+            assert!(!t.tripped);
+        }
+        let parked = p.parking.all();
+        assert_eq!(parked.len(), 1);
+        assert!(
+            parked[0].reason.contains("6 receives"),
+            "{}",
+            parked[0].reason
+        );
+        assert_eq!(parked[0].identity.as_deref(), Some("orders/1"));
     }
 
     #[tokio::test]

@@ -49,6 +49,7 @@ impl Clients {
 }
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use steadfast_domain::{Backoff, IdentityRule, Jitter, ProbeMode};
 
@@ -62,6 +63,7 @@ use crate::parking::SqsParking;
 use crate::probe::SqsProbeSource;
 use crate::switch::EsmSwitch;
 use crate::timers::QueueAndScheduleTimers;
+use crate::token::Token;
 
 /// Default of `DEDUP_WINDOW_SECONDS`: SQS's longest retention, 14 days.
 const DEFAULT_DEDUP_WINDOW_S: u64 = 14 * 86_400;
@@ -241,11 +243,11 @@ impl Clients {
     /// How every guarded target is probed. The orders target: `PROBE_MODE` (`health`,
     /// `message`, or `auto`, the default: health when `PROBE_URL` is set, else message) with
     /// `PROBE_URL` for health probes. The inbox portal: health probes at `INBOX_PROBE_URL`
-    /// (default `INBOX_PORTAL_URL`).
+    /// (required: a base URL that answers 404 would keep the gate halted for good).
     pub fn probes(
         &self,
         env: &Env,
-        token: Option<String>,
+        token: Arc<Token>,
     ) -> Result<BTreeMap<String, Probe>, ConfigError> {
         let mut names = guarded_names(env).into_iter();
         let mut out = BTreeMap::new();
@@ -267,8 +269,14 @@ impl Clients {
         }
         for name in names {
             let portal = env.target_url("INBOX_PORTAL_URL")?;
-            let probe_url = env.optional("INBOX_PROBE_URL");
-            let target = HttpTarget::at(env, "INBOX_PROBE_URL", portal, probe_url, token.clone())?;
+            let probe_url = env.target_url("INBOX_PROBE_URL")?;
+            let target = HttpTarget::at(
+                env,
+                "INBOX_PROBE_URL",
+                portal,
+                Some(probe_url),
+                token.clone(),
+            )?;
             out.insert(
                 name,
                 Probe {
@@ -280,34 +288,17 @@ impl Clients {
         Ok(out)
     }
 
-    /// The target's bearer token: the secret `TARGET_TOKEN_SECRET_ARN` names (Secrets Manager,
-    /// read once at cold start), else `TARGET_TOKEN` (local runs), else none. The token is
-    /// never logged; a secret that cannot be read fails the cold start naming the variable.
-    pub async fn target_token(&self, env: &Env) -> Result<Option<String>, ConfigError> {
+    /// The target's bearer token: the secret `TARGET_TOKEN_SECRET_ARN` names (see
+    /// [`crate::token::Token`]), else `TARGET_TOKEN` (local runs), else none. A secret that
+    /// cannot be read fails the cold start naming the variable.
+    pub async fn target_token(&self, env: &Env) -> Result<Arc<Token>, ConfigError> {
         let Some(arn) = env.optional("TARGET_TOKEN_SECRET_ARN") else {
-            return Ok(env.optional("TARGET_TOKEN"));
+            return Ok(Arc::new(Token::fixed(env.optional("TARGET_TOKEN"))));
         };
-        let out = self
-            .secrets
-            .get_secret_value()
-            .secret_id(&arn)
-            .send()
+        Token::secret(self.secrets.clone(), arn.clone())
             .await
-            .map_err(|e| {
-                env.invalid(
-                    "TARGET_TOKEN_SECRET_ARN",
-                    &arn,
-                    format!("a readable secret ({})", crate::describe(&e)),
-                )
-            })?;
-        match out.secret_string.map(|t| t.trim().to_owned()) {
-            Some(t) if !t.is_empty() => Ok(Some(t)),
-            _ => Err(env.invalid(
-                "TARGET_TOKEN_SECRET_ARN",
-                &arn,
-                "a secret whose value is a non-empty text",
-            )),
-        }
+            .map(Arc::new)
+            .map_err(|why| env.invalid("TARGET_TOKEN_SECRET_ARN", &arn, why))
     }
 
     /// `TIMERS_QUEUE_URL`, `TIMERS_QUEUE_ARN`, `SCHEDULER_ROLE_ARN`, `SCHEDULE_GROUP` (default

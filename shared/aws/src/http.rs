@@ -2,6 +2,7 @@
 //! rustls, a per-call timeout, and every answer classified by the domain's status classes.
 //! Bodies of answers are never read nor logged.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -10,12 +11,13 @@ use steadfast_domain::ports::Target;
 use steadfast_domain::{idempotency_key, Outcome};
 
 use crate::config::{ConfigError, Env};
+use crate::token::Token;
 
 pub struct HttpTarget {
     client: reqwest::Client,
     url: String,
     probe_url: String,
-    bearer: Option<String>,
+    bearer: Arc<Token>,
     classes: StatusClasses,
     timeout: Duration,
 }
@@ -23,7 +25,7 @@ pub struct HttpTarget {
 impl HttpTarget {
     /// From `TARGET_URL` (https unless `ALLOW_INSECURE_HTTP=true`), `PROBE_URL` (default:
     /// `TARGET_URL`), and the common settings of [`HttpTarget::at`].
-    pub fn from_env(env: &Env, token: Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_env(env: &Env, token: Arc<Token>) -> Result<Self, ConfigError> {
         let url = env.target_url("TARGET_URL")?;
         let probe_url = match env.optional("PROBE_URL") {
             Some(_) => env.target_url("PROBE_URL")?,
@@ -36,13 +38,13 @@ impl HttpTarget {
     /// where `url` came from). Common settings: `TARGET_TIMEOUT_SECONDS` (default 10),
     /// `DELIVERED_STATUSES` (default `2xx,409`), `TARGET_LEVEL_STATUSES` (default
     /// `3xx,401,403,404,405,407,408,410,429,5xx`), and the bearer token
-    /// [`crate::Clients::target_token`] found (never logged).
+    /// [`crate::Clients::target_token`] gives (never logged; read again after a 401 or 403).
     pub fn at(
         env: &Env,
         setting: &str,
         url: String,
         probe_url: Option<String>,
-        token: Option<String>,
+        token: Arc<Token>,
     ) -> Result<Self, ConfigError> {
         let url = env.secure_url(setting, url)?;
         let probe_url = match probe_url {
@@ -57,7 +59,7 @@ impl HttpTarget {
         setting: &str,
         url: String,
         probe_url: String,
-        token: Option<String>,
+        token: Arc<Token>,
     ) -> Result<Self, ConfigError> {
         let timeout = env.seconds("TARGET_TIMEOUT_SECONDS", Duration::from_secs(10))?;
         let classes = status_classes(env)?;
@@ -80,6 +82,22 @@ impl HttpTarget {
             classes,
             timeout,
         })
+    }
+
+    /// The request with the bearer token, if there is one.
+    async fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.bearer.get().await {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// A 401 or 403 may mean a rotated token: read it again before the next call.
+    async fn note_refusal(&self, response: &reqwest::Response) {
+        let s = response.status().as_u16();
+        if s == 401 || s == 403 {
+            self.bearer.refused().await;
+        }
     }
 
     fn outcome(&self, response: reqwest::Response) -> Outcome {
@@ -132,28 +150,26 @@ pub fn status_classes(env: &Env) -> Result<StatusClasses, ConfigError> {
 
 impl Target for HttpTarget {
     async fn deliver(&self, identity: &str, body: &Value, timeout: Duration) -> Outcome {
-        let mut request = self
+        let request = self
             .client
             .post(&self.url)
             .timeout(timeout)
             .header("Idempotency-Key", idempotency_key(identity))
             .json(body);
-        if let Some(token) = &self.bearer {
-            request = request.bearer_auth(token);
-        }
-        match request.send().await {
-            Ok(r) => self.outcome(r),
+        match self.authorized(request).await.send().await {
+            Ok(r) => {
+                self.note_refusal(&r).await;
+                self.outcome(r)
+            }
             Err(e) => Self::failure(e),
         }
     }
 
     async fn check(&self, timeout: Duration) -> Outcome {
-        let mut request = self.client.get(&self.probe_url).timeout(timeout);
-        if let Some(token) = &self.bearer {
-            request = request.bearer_auth(token);
-        }
-        match request.send().await {
+        let request = self.client.get(&self.probe_url).timeout(timeout);
+        match self.authorized(request).await.send().await {
             Ok(r) => {
+                self.note_refusal(&r).await;
                 let status = r.status();
                 // Only 2xx is healthy: a 404 or a redirect says the probe URL is wrong, not
                 // that the API is back.

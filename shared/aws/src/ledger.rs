@@ -3,6 +3,9 @@
 //! here and not sent again. The window is the source queue's retention, so every message the
 //! queue can still hold is covered.
 //!
+//! The same item counts the receives on which a message failed on its own (`strikes`), so a
+//! poison message is parked after enough of them, whatever halts did to its receive count.
+//!
 //! A failed read concerns only its keys: the batch read falls back to one read per key, and
 //! a key that can never be read (a validation error) is reported as such, so the processor
 //! parks that one message and delivers the rest.
@@ -25,13 +28,15 @@ pub struct DynamoLedger {
 type Item = HashMap<String, AttributeValue>;
 
 impl DynamoLedger {
-    /// The identity of a live entry (TTL deletion is lazy: an expired entry no longer counts).
+    /// The identity of a live delivery entry (TTL deletion is lazy: an expired entry no
+    /// longer counts; an entry holding only strikes is no delivery).
     fn live(item: &Item, now_s: u64) -> Option<&String> {
         let live = match item.get("expires_at") {
             Some(AttributeValue::N(n)) => n.parse::<u64>().map(|t| t > now_s).unwrap_or(true),
             _ => true,
         };
-        match (live, item.get("identity")) {
+        let delivered = item.contains_key("delivered_at_ms");
+        match (live && delivered, item.get("identity")) {
             (true, Some(AttributeValue::S(id))) => Some(id),
             _ => None,
         }
@@ -141,5 +146,33 @@ impl Ledger for DynamoLedger {
             .await
             .map_err(|e| port_error(format!("PutItem {identity} into {}", self.table), &e))?;
         Ok(())
+    }
+
+    async fn strike(&self, identity: &str) -> PortResult<u32> {
+        let expires = now_ms() / 1000 + self.window.as_secs();
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(identity)))
+            .update_expression("ADD strikes :one SET expires_at = :exp")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":exp", AttributeValue::N(expires.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| {
+                port_error(
+                    format!("UpdateItem strikes of {identity} in {}", self.table),
+                    &e,
+                )
+            })?;
+        Ok(out
+            .attributes
+            .and_then(|a| match a.get("strikes") {
+                Some(AttributeValue::N(n)) => n.parse().ok(),
+                _ => None,
+            })
+            .unwrap_or(1))
     }
 }

@@ -17,6 +17,7 @@ pub mod parking;
 pub mod probe;
 pub mod switch;
 pub mod timers;
+pub mod token;
 
 pub use clients::Clients;
 pub use config::{ConfigError, Env};

@@ -33,10 +33,22 @@ fn cut(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// `text` with every character SQS refuses in a message (controls other than tab and line
+/// breaks, surrogates, U+FFFE/U+FFFF) replaced by U+FFFD, so any identity can be parked.
+fn sqs_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' => c,
+            c if c >= '\u{10000}' => c,
+            _ => '\u{FFFD}',
+        })
+        .collect()
+}
+
 fn attribute(kind: &str, value: String) -> PortResult<MessageAttributeValue> {
     MessageAttributeValue::builder()
         .data_type(kind)
-        .string_value(value)
+        .string_value(sqs_safe(&value))
         .build()
         .map_err(|e| PortError::new("build message attribute", e))
 }
@@ -79,6 +91,14 @@ impl Parking for SqsParking {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn characters_sqs_refuses_are_replaced() {
+        assert_eq!(
+            super::sqs_safe("A\u{0}B\u{FFFE}\tö"),
+            "A\u{FFFD}B\u{FFFD}\tö"
+        );
+    }
+
     #[test]
     fn long_values_are_cut_on_a_character_boundary() {
         assert_eq!(super::cut("short", 10), "short");

@@ -1,9 +1,10 @@
 //! The guarded queue as the message probe uses it (`PROBE_MODE=message`): one message at a
-//! time, invisible while it is tried, deleted once delivered or parked, visible again at once
-//! when the target is still sick.
+//! time (a 2 s long poll), invisible while it is tried, deleted once delivered or parked,
+//! visible again at once when the target is still sick. Nothing visible is told apart from an
+//! empty queue by the queue's counts: orders handed back by the halt are still waiting.
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
-use steadfast_domain::ports::{PortResult, ProbeSource, Queued};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use steadfast_domain::ports::{PortResult, ProbeSource, Queued, Taken};
 
 use crate::port_error;
 
@@ -16,38 +17,58 @@ pub struct SqsProbeSource {
 /// Long enough for one delivery with its ledger write; the flow's mapping is disabled anyway.
 const INVISIBLE_SECONDS: i32 = 60;
 
+impl SqsProbeSource {
+    /// Nothing came in a long poll: empty, or only messages in flight or delayed?
+    async fn nothing_visible(&self) -> PortResult<Taken> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| port_error("GetQueueAttributes for a probe", &e))?;
+        let a = out.attributes.unwrap_or_default();
+        let waiting: u64 = a.values().filter_map(|v| v.parse::<u64>().ok()).sum();
+        Ok(if waiting == 0 {
+            Taken::Empty
+        } else {
+            Taken::Unseen { waiting }
+        })
+    }
+}
+
 impl ProbeSource for SqsProbeSource {
-    async fn take(&self) -> PortResult<Option<Queued>> {
+    async fn take(&self) -> PortResult<Taken> {
         let out = self
             .client
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(1)
+            .wait_time_seconds(2)
             .visibility_timeout(INVISIBLE_SECONDS)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
             .map_err(|e| port_error("ReceiveMessage for a probe", &e))?;
-        Ok(out
-            .messages
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .map(|m| {
-                let receive_count = m
-                    .attributes
-                    .as_ref()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1);
-                Queued {
-                    message_id: m.message_id.unwrap_or_default(),
-                    receipt: m.receipt_handle.unwrap_or_default(),
-                    body: m.body.unwrap_or_default(),
-                    receive_count,
-                    source_arn: self.queue_arn.clone(),
-                }
-            }))
+        let Some(m) = out.messages.unwrap_or_default().into_iter().next() else {
+            return self.nothing_visible().await;
+        };
+        let receive_count = m
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        Ok(Taken::Message(Queued {
+            message_id: m.message_id.unwrap_or_default(),
+            receipt: m.receipt_handle.unwrap_or_default(),
+            body: m.body.unwrap_or_default(),
+            receive_count,
+            source_arn: self.queue_arn.clone(),
+        }))
     }
 
     async fn done(&self, message: &Queued) -> PortResult<()> {

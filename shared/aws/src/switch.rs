@@ -87,7 +87,7 @@ impl FlowSwitch for EsmSwitch {
         })
     }
 
-    async fn set(&self, enabled: bool, max_concurrency: Option<u32>) -> PortResult<()> {
+    async fn set(&self, enabled: Option<bool>, max_concurrency: Option<u32>) -> PortResult<()> {
         let uuid = self.uuid().await?;
         let mut pause = Duration::from_millis(500);
         loop {
@@ -95,7 +95,7 @@ impl FlowSwitch for EsmSwitch {
                 .client
                 .update_event_source_mapping()
                 .uuid(uuid)
-                .enabled(enabled);
+                .set_enabled(enabled);
             if let Some(n) = max_concurrency {
                 request = request.scaling_config(
                     ScalingConfig::builder()
@@ -112,7 +112,7 @@ impl FlowSwitch for EsmSwitch {
                 {
                     tracing::info!(
                         uuid,
-                        enabled,
+                        ?enabled,
                         pause_ms = pause.as_millis() as u64,
                         "mapping still changing; asking again"
                     );
@@ -121,7 +121,7 @@ impl FlowSwitch for EsmSwitch {
                 }
                 Err(e) => {
                     return Err(PortError::new(
-                        format!("UpdateEventSourceMapping {uuid} enabled={enabled}"),
+                        format!("UpdateEventSourceMapping {uuid} enabled={enabled:?} max_concurrency={max_concurrency:?}"),
                         describe(&e),
                     ))
                 }

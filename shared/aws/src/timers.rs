@@ -46,7 +46,7 @@ impl Timers for QueueAndScheduleTimers {
                     .await
                     .map_err(|e| {
                         PortError::new(
-                            format!("SendMessage timer {}", probe.schedule_name()),
+                            format!("SendMessage timer {}", probe.schedule_name(&self.queue_arn)),
                             describe(&e),
                         )
                     })?;
@@ -70,7 +70,7 @@ impl Timers for QueueAndScheduleTimers {
                     .mode(FlexibleTimeWindowMode::Off)
                     .build()
                     .map_err(|e| PortError::new("build time window", e))?;
-                let name = probe.schedule_name();
+                let name = probe.schedule_name(&self.queue_arn);
                 let result = self
                     .scheduler
                     .create_schedule()
@@ -102,7 +102,7 @@ impl Timers for QueueAndScheduleTimers {
     }
 
     async fn cancel(&self, probe: &ProbeRequest) -> PortResult<()> {
-        let name = probe.schedule_name();
+        let name = probe.schedule_name(&self.queue_arn);
         match self
             .scheduler
             .delete_schedule()

@@ -57,9 +57,13 @@ impl GateStore for MemGates {
 }
 
 /// Delivered identities; identities in `unreadable` fail to read with an invalid-request
-/// error, as an over-long DynamoDB key does.
+/// error, as an over-long DynamoDB key does; strikes per identity.
 #[derive(Default)]
-pub struct MemLedger(pub Mutex<HashSet<String>>, pub Mutex<HashSet<String>>);
+pub struct MemLedger(
+    pub Mutex<HashSet<String>>,
+    pub Mutex<HashSet<String>>,
+    pub Mutex<HashMap<String, u32>>,
+);
 
 impl Ledger for MemLedger {
     async fn delivered(&self, identities: &[String]) -> LedgerRead {
@@ -79,6 +83,12 @@ impl Ledger for MemLedger {
     async fn record(&self, identity: &str, _message_id: &str) -> PortResult<()> {
         lock(&self.0).insert(identity.to_owned());
         Ok(())
+    }
+    async fn strike(&self, identity: &str) -> PortResult<u32> {
+        let mut m = lock(&self.2);
+        let n = m.entry(identity.to_owned()).or_insert(0);
+        *n += 1;
+        Ok(*n)
     }
 }
 
@@ -144,7 +154,7 @@ impl FlowSwitch for MemSwitch {
             max_concurrency: self.max_concurrency(),
         })
     }
-    async fn set(&self, enabled: bool, max_concurrency: Option<u32>) -> PortResult<()> {
+    async fn set(&self, enabled: Option<bool>, max_concurrency: Option<u32>) -> PortResult<()> {
         let mut failures = lock(&self.1);
         if *failures > 0 {
             *failures -= 1;
@@ -155,6 +165,7 @@ impl FlowSwitch for MemSwitch {
         }
         let mut states = lock(&self.0);
         let max = max_concurrency.or_else(|| states.last().and_then(|s| s.1));
+        let enabled = enabled.unwrap_or_else(|| states.last().is_none_or(|s| s.0));
         states.push((enabled, max));
         Ok(())
     }
@@ -257,6 +268,8 @@ impl Target for ScriptedTarget {
 pub struct MemProbeSource {
     pub queue: Mutex<VecDeque<Queued>>,
     pub deleted: Mutex<Vec<String>>,
+    /// Messages in flight (handed back, not yet visible).
+    pub invisible: Mutex<u64>,
 }
 
 impl MemProbeSource {
@@ -279,8 +292,13 @@ impl MemProbeSource {
 }
 
 impl ProbeSource for MemProbeSource {
-    async fn take(&self) -> PortResult<Option<Queued>> {
-        Ok(lock(&self.queue).pop_front())
+    async fn take(&self) -> PortResult<Taken> {
+        let invisible = *lock(&self.invisible);
+        Ok(match lock(&self.queue).pop_front() {
+            Some(q) => Taken::Message(q),
+            None if invisible > 0 => Taken::Unseen { waiting: invisible },
+            None => Taken::Empty,
+        })
     }
     async fn done(&self, message: &Queued) -> PortResult<()> {
         lock(&self.deleted).push(message.message_id.clone());

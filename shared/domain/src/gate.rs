@@ -83,6 +83,8 @@ pub enum Refused {
     ManualHalt(String),
     #[error("the gate of {0} is not ramping up (epoch {1})")]
     NotRamping(String, u64),
+    #[error("the flow of {0} resumed after the failures this request reports")]
+    Outdated(String),
     #[error("stale probe for epoch {got_epoch} attempt {got_attempt}; gate is {state:?} at epoch {epoch} attempt {attempt}")]
     StaleProbe {
         got_epoch: u64,
@@ -163,6 +165,15 @@ impl Gate {
                 Ok(g)
             }
             _ => Err(Refused::AlreadyHalted(self.target.clone(), self.epoch)),
+        }
+    }
+
+    /// A trip whose failures were seen at `observed_at_ms`, before the flow last resumed, is
+    /// out of date (a retried request must not halt a flow that recovered meanwhile).
+    pub fn outdated(&self, observed_at_ms: Option<u64>) -> Option<Refused> {
+        match observed_at_ms {
+            Some(t) if self.resumed_at_ms > t => Some(Refused::Outdated(self.target.clone())),
+            _ => None,
         }
     }
 

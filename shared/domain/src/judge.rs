@@ -8,15 +8,20 @@
 //! problem" (hand it back; park it once it has kept failing). Rules (property-tested):
 //! - messages are tried fewest receives first, so a message that failed before is tried after
 //!   fresh ones;
-//! - a message makes at most `max_attempts` calls per invocation; one with a batch-mate after
-//!   it stops one short, and the next message's first answer witnesses for the target;
-//! - target-level failures of two messages or more, with no delivery between them, halt the
-//!   flow once they add up to `max_attempts`;
-//! - a message whose failures are its own — a batch-mate was delivered right after it (the
-//!   witness) or right before it — is handed back, and parked as poison once its receive count
-//!   is above `poison_receive_count`;
-//! - a message that fails alone, with no batch-mate delivered before or after it, halts the
-//!   flow: without a witness a sick API and a poison message cannot be told apart;
+//! - a message makes at most `max_attempts` calls per invocation;
+//! - before any delivery in the batch, a message with a batch-mate after it stops one call
+//!   short and the next message's first answer witnesses for the target: a failure there too
+//!   (`max_attempts` failures over two messages) halts the flow; a delivery means the first
+//!   message's failures were its own;
+//! - after a delivery in the batch, the target worked moments ago: a message that uses up its
+//!   calls failed on its own, for at most [`OWN_FAILURES_PER_DELIVERY`] messages per
+//!   delivery; past that, failures count against the target again (an outage that begins
+//!   mid-batch costs at most `max_attempts` · 3 calls);
+//! - a message whose failures were its own ends [`Fate::Own`]: handed back, or parked as
+//!   poison once it has failed on its own on more than `PoisonReceiveCount` receives (the
+//!   processor counts these in the ledger; halts do not count);
+//! - a message that fails with no batch-mate delivered before or after it halts the flow:
+//!   without a witness a sick API and a poison message cannot be told apart;
 //! - an announced wait (Retry-After) longer than the retry cap (5 s), or than the invocation
 //!   has left, halts the flow at once (the first probe then waits for it); a failure that
 //!   leaves no time for another try counts like a used-up message;
@@ -51,11 +56,20 @@ pub enum Fate {
     Delivered,
     /// The target refused it (message-level): park it with this reason.
     Refused(String),
-    /// Back to the queue: its failures were its own but it may still go through, the flow
-    /// halted, or the invocation ran out of time.
+    /// Back to the queue untouched: the flow halted, or the invocation ran out of time.
     HandBack,
-    /// It kept failing while batch-mates were delivered: park it with this reason.
-    Poison(String),
+    /// It failed on its own while batch-mates were delivered, with this last error: count it
+    /// against the message (hand it back, or park it as poison after enough such receives).
+    Own(String),
+}
+
+/// Messages per delivery whose failures may count as their own (see the module rules).
+pub const OWN_FAILURES_PER_DELIVERY: u32 = 2;
+
+/// Whether a message that has failed on its own on `strikes` receives is poison, for a
+/// threshold of `poison_receive_count` (default 5): parked on the receive after that.
+pub fn is_poison(strikes: u32, poison_receive_count: u32) -> bool {
+    strikes > poison_receive_count
 }
 
 /// The flow must halt.
@@ -77,9 +91,7 @@ pub struct Trip {
 #[derive(Debug, Clone)]
 pub struct BatchRun {
     policy: RetryPolicy,
-    poison_receive_count: u32,
     call_timeout: Duration,
-    receive_counts: Vec<u32>,
     /// Message indexes in the order they are tried.
     order: Vec<usize>,
     pos: usize,
@@ -92,8 +104,8 @@ pub struct BatchRun {
     streak: u32,
     /// Messages those failures came from.
     streak_messages: u32,
-    /// The streak began right after a delivery.
-    after_delivery: bool,
+    /// Messages whose failures may still count as their own (refilled by each delivery).
+    credit: u32,
     longest_wait: Option<Duration>,
     last_reason: Vec<String>,
     fates: Vec<Fate>,
@@ -103,20 +115,13 @@ pub struct BatchRun {
 
 impl BatchRun {
     /// A run over messages with these receive counts (their SQS `ApproximateReceiveCount`).
-    /// `call_timeout` is the target's configured timeout; `poison_receive_count` default 5.
-    pub fn new(
-        policy: RetryPolicy,
-        poison_receive_count: u32,
-        call_timeout: Duration,
-        receive_counts: &[u32],
-    ) -> Self {
+    /// `call_timeout` is the target's configured timeout.
+    pub fn new(policy: RetryPolicy, call_timeout: Duration, receive_counts: &[u32]) -> Self {
         let mut order: Vec<usize> = (0..receive_counts.len()).collect();
         order.sort_by_key(|&i| receive_counts[i]);
         BatchRun {
             policy,
-            poison_receive_count,
             call_timeout,
-            receive_counts: receive_counts.to_vec(),
             order,
             pos: 0,
             attempt: 0,
@@ -124,7 +129,7 @@ impl BatchRun {
             suspect: None,
             streak: 0,
             streak_messages: 0,
-            after_delivery: false,
+            credit: 0,
             longest_wait: None,
             last_reason: vec![String::new(); receive_counts.len()],
             fates: vec![Fate::Open; receive_counts.len()],
@@ -176,7 +181,7 @@ impl BatchRun {
                 self.fates[index] = Fate::Delivered;
                 self.streak = 0;
                 self.streak_messages = 0;
-                self.after_delivery = true;
+                self.credit = OWN_FAILURES_PER_DELIVERY;
                 if let Some(s) = self.suspect.take() {
                     self.its_own(s);
                 }
@@ -223,7 +228,7 @@ impl BatchRun {
         if self.attempt >= max {
             return self.stopped(index);
         }
-        if has_next && max >= 2 && self.attempt + 1 >= max {
+        if self.credit == 0 && has_next && max >= 2 && self.attempt + 1 >= max {
             self.suspect = Some(index);
             return self.advance();
         }
@@ -234,10 +239,11 @@ impl BatchRun {
         self.wait = Some(pause);
     }
 
-    /// Message `index` can make no more calls: its own failure if a batch-mate was delivered
-    /// right before it, else the target's.
+    /// Message `index` can make no more calls: its own failure while a delivery in this
+    /// batch vouches for the target, else the target's.
     fn stopped(&mut self, index: usize) {
-        if self.unwitnessed_is_own() {
+        if self.vouched() {
+            self.credit -= 1;
             self.its_own(index);
             self.advance();
         } else {
@@ -245,23 +251,15 @@ impl BatchRun {
         }
     }
 
-    fn unwitnessed_is_own(&self) -> bool {
-        self.after_delivery && self.streak_messages == 1
+    /// A delivery in this batch vouches for the target, for this one message's failures.
+    fn vouched(&self) -> bool {
+        self.credit > 0 && self.streak_messages == 1
     }
 
     fn its_own(&mut self, index: usize) {
         self.streak = 0;
         self.streak_messages = 0;
-        self.after_delivery = false;
-        let receives = self.receive_counts[index];
-        self.fates[index] = if receives > self.poison_receive_count {
-            Fate::Poison(format!(
-                "failed on {receives} receives while other messages were delivered; last: {}",
-                self.last_reason[index]
-            ))
-        } else {
-            Fate::HandBack
-        };
+        self.fates[index] = Fate::Own(self.last_reason[index].clone());
     }
 
     fn halt(&mut self, index: usize) {
@@ -286,7 +284,8 @@ impl BatchRun {
     /// open goes back to the queue.
     fn finish(&mut self) {
         if let Some(s) = self.suspect.take() {
-            if self.unwitnessed_is_own() {
+            if self.vouched() {
+                self.credit -= 1;
                 self.its_own(s);
             } else {
                 return self.halt(s);
@@ -345,7 +344,7 @@ mod tests {
         down: bool,
         mut remaining: Duration,
     ) -> (BatchRun, Vec<(usize, Outcome)>) {
-        let mut run = BatchRun::new(policy(max), 5, Duration::from_secs(3), receives);
+        let mut run = BatchRun::new(policy(max), Duration::from_secs(3), receives);
         let mut calls = vec![];
         for _ in 0..10_000 {
             match run.next(remaining) {
@@ -382,23 +381,71 @@ mod tests {
     }
 
     #[test]
-    fn a_poison_message_witnessed_by_a_delivery_is_handed_back_then_parked() {
+    fn a_poison_message_witnessed_by_a_delivery_fails_on_its_own() {
         // GIVEN a poison message first and a good one after it
         let (run, calls) = simulate(5, &[Kind::Poison, Kind::Good], &[1, 1], false, PLENTY);
         assert_eq!(calls.len(), 5);
         assert!(run.trip().is_none());
-        assert_eq!(run.fates(), &[Fate::HandBack, Fate::Delivered]);
-        // AND once it has kept failing, it is parked instead
-        let (run, _) = simulate(5, &[Kind::Poison, Kind::Good], &[6, 1], false, PLENTY);
-        assert!(run.trip().is_none());
-        assert!(
-            matches!(&run.fates()[0], Fate::Poison(r) if r.contains("6 receives") && r.contains("HTTP 503"))
-        );
         assert_eq!(
-            run.fates()[1],
-            Fate::Delivered,
-            "tried first: fewer receives"
+            run.fates(),
+            &[Fate::Own("HTTP 503".into()), Fate::Delivered]
         );
+        // AND after a few receives it is tried after the fresh one
+        let (run, calls) = simulate(5, &[Kind::Poison, Kind::Good], &[6, 1], false, PLENTY);
+        assert!(run.trip().is_none());
+        assert_eq!(calls[0].0, 1, "tried first: fewer receives");
+        assert_eq!(
+            calls.len(),
+            6,
+            "all five of its own calls after the delivery"
+        );
+    }
+
+    #[test]
+    fn two_poison_messages_after_a_delivery_both_fail_on_their_own() {
+        let (run, _) = simulate(
+            5,
+            &[Kind::Good, Kind::Poison, Kind::Poison],
+            &[1, 4, 4],
+            false,
+            PLENTY,
+        );
+        assert!(run.trip().is_none(), "{:?}", run.fates());
+        assert!(matches!(run.fates()[1], Fate::Own(_)) && matches!(run.fates()[2], Fate::Own(_)));
+        // good, poison, good, poison: each delivery vouches again
+        let (run, _) = simulate(
+            5,
+            &[Kind::Good, Kind::Poison, Kind::Good, Kind::Poison],
+            &[1, 1, 1, 1],
+            false,
+            PLENTY,
+        );
+        assert!(run.trip().is_none(), "{:?}", run.fates());
+    }
+
+    #[test]
+    fn an_outage_that_begins_mid_batch_halts_after_a_bounded_number_of_calls() {
+        // GIVEN one message delivered, then the target goes down for the rest of the batch
+        let mut run = BatchRun::new(policy(5), Duration::from_secs(3), &[1; 10]);
+        let mut calls = 0;
+        loop {
+            match run.next(PLENTY) {
+                Action::Done => break,
+                Action::Wait(_) => {}
+                Action::Call { .. } => {
+                    calls += 1;
+                    let o = if calls == 1 {
+                        Outcome::Delivered { status: 201 }
+                    } else {
+                        Outcome::unavailable("HTTP 503")
+                    };
+                    run.answer(&o, PLENTY, 0.5);
+                }
+            }
+        }
+        // THEN two messages' failures are taken for their own, then the flow halts
+        assert!(run.trip().is_some());
+        assert_eq!(calls, 1 + 5 + 5 + 4 + 1);
     }
 
     #[test]
@@ -411,7 +458,7 @@ mod tests {
 
     #[test]
     fn an_announced_wait_that_does_not_fit_halts_at_once() {
-        let mut run = BatchRun::new(policy(5), 5, Duration::from_secs(3), &[1, 1]);
+        let mut run = BatchRun::new(policy(5), Duration::from_secs(3), &[1, 1]);
         assert!(matches!(run.next(PLENTY), Action::Call { index: 0, .. }));
         run.answer(
             &Outcome::Unavailable {
@@ -429,7 +476,7 @@ mod tests {
 
     #[test]
     fn an_announced_wait_longer_than_a_retry_pause_halts_even_with_time_left() {
-        let mut run = BatchRun::new(policy(5), 5, Duration::from_secs(3), &[1]);
+        let mut run = BatchRun::new(policy(5), Duration::from_secs(3), &[1]);
         run.next(PLENTY);
         run.answer(
             &Outcome::Unavailable {
@@ -445,7 +492,7 @@ mod tests {
 
     #[test]
     fn a_short_announced_wait_is_sat_out() {
-        let mut run = BatchRun::new(policy(5), 5, Duration::from_secs(3), &[1]);
+        let mut run = BatchRun::new(policy(5), Duration::from_secs(3), &[1]);
         run.next(PLENTY);
         run.answer(
             &Outcome::Unavailable {
@@ -521,17 +568,18 @@ mod tests {
             let receives = &receives[..kinds.len()];
             let (run, calls) = simulate(max, &kinds, receives, down, Duration::from_secs(secs));
             prop_assert!(run.fates().iter().all(|f| *f != Fate::Open));
-            for (i, (fate, rc)) in run.fates().iter().zip(receives).enumerate() {
+            for (i, fate) in run.fates().iter().enumerate() {
                 prop_assert!(calls.iter().filter(|(j, _)| *j == i).count() as u32 <= max);
                 if *fate == Fate::Delivered {
                     prop_assert!(calls.iter().any(|(j, o)| *j == i && o.is_delivered()));
                 }
-                if matches!(fate, Fate::Poison(_)) {
-                    prop_assert!(*rc > 5);
+                if matches!(fate, Fate::Own(_)) {
+                    prop_assert!(kinds[i] == Kind::Poison || down, "only failing messages fail on their own");
                 }
             }
-            // Between two deliveries, target-level failures stay bounded: a message's own
-            // failures are absolved once (by the delivery before it), then the streak halts.
+            // Between two deliveries, target-level failures stay bounded: the failures of at
+            // most OWN_FAILURES_PER_DELIVERY messages are taken for their own, then the flow
+            // halts.
             let mut streak = 0u32;
             for (_, o) in &calls {
                 match o {
@@ -539,7 +587,7 @@ mod tests {
                     Outcome::Unavailable { .. } => streak += 1,
                     Outcome::Refused(_) => {}
                 }
-                prop_assert!(streak <= 2 * max);
+                prop_assert!(streak <= max * (OWN_FAILURES_PER_DELIVERY + 1));
             }
         }
 
@@ -557,12 +605,7 @@ mod tests {
             receives[at] = poison_receives;
             let (run, _) = simulate(max, &kinds, &receives, false, PLENTY);
             prop_assert!(run.trip().is_none(), "{:?}", run.fates());
-            let poison = &run.fates()[at];
-            if poison_receives > 5 {
-                prop_assert!(matches!(poison, Fate::Poison(_)));
-            } else {
-                prop_assert_eq!(poison, &Fate::HandBack);
-            }
+            prop_assert!(matches!(run.fates()[at], Fate::Own(_)), "{:?}", run.fates());
             prop_assert_eq!(run.fates().iter().filter(|f| **f == Fate::Delivered).count(), goods);
         }
     }

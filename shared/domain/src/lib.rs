@@ -22,7 +22,7 @@ pub use application::{transform, ApplicationError, ApprovalApplication};
 pub use backoff::{Backoff, Jitter, TimerRoute};
 pub use gate::{Gate, GateState, Refused};
 pub use inbox::{InboxConfig, InboxError, InboxStatus, Incoming, Merge};
-pub use judge::{Action, BatchRun, Fate, Trip};
+pub use judge::{is_poison, Action, BatchRun, Fate, Trip};
 pub use message::{idempotency_key, IdentityRule, MessageError, OrderMessage};
 pub use outbox::{Claimed, NewRecord, OnClaim, OutboxStatus, RelayPolicy, Settle};
 pub use outcome::{Outcome, StatusClasses};

@@ -114,7 +114,12 @@ impl OrderMessage {
                 }
             };
             identity.push('/');
-            identity.push_str(&part);
+            if rule.pointers.len() > 1 {
+                // Parts of a composite identity keep their own `/`: `a/b`+`c` ≠ `a`+`b/c`.
+                identity.push_str(&part.replace('%', "%25").replace('/', "%2F"));
+            } else {
+                identity.push_str(&part);
+            }
         }
         if identity.len() > MAX_IDENTITY_BYTES {
             return Err(MessageError::IdentityTooLong {
@@ -145,10 +150,14 @@ mod tests {
     }
 
     #[test]
-    fn composite_identities_join_their_parts() {
+    fn composite_identities_join_their_parts_without_ambiguity() {
         let r = IdentityRule::parse("orders", "/customer/id, /orderNo").unwrap();
         let m = OrderMessage::parse(r#"{"customer":{"id":"C7"},"orderNo":3}"#, &r).unwrap();
         assert_eq!(m.identity, "orders/C7/3");
+        let a = OrderMessage::parse(r#"{"customer":{"id":"a/b"},"orderNo":"c"}"#, &r).unwrap();
+        let b = OrderMessage::parse(r#"{"customer":{"id":"a"},"orderNo":"b/c"}"#, &r).unwrap();
+        assert_ne!(a.identity, b.identity);
+        assert_eq!(a.identity, "orders/a%2Fb/c");
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub trait Ledger: Send + Sync {
         identity: &str,
         message_id: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Counts one receive on which `identity` failed on its own (while other messages were
+    /// delivered); returns how many so far. Halts and hand-backs do not count.
+    fn strike(&self, identity: &str) -> impl Future<Output = PortResult<u32>> + Send;
 }
 
 /// A message that will never be delivered, with why; kept whole so it can be replayed to its
@@ -138,11 +141,12 @@ pub struct SwitchReading {
 /// The switch of the flow: the event source mapping of the guarded queue.
 pub trait FlowSwitch: Send + Sync {
     fn read(&self) -> impl Future<Output = PortResult<SwitchReading>> + Send;
-    /// Enables or disables the flow, and sets its MaximumConcurrency when given. A switch that
-    /// is still changing is waited for a short, bounded while.
+    /// Enables or disables the flow when `enabled` is given, and sets its MaximumConcurrency
+    /// when given (alone, it leaves the flow on or off as it is). A switch that is still
+    /// changing is waited for a short, bounded while.
     fn set(
         &self,
-        enabled: bool,
+        enabled: Option<bool>,
         max_concurrency: Option<u32>,
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
@@ -202,11 +206,23 @@ pub struct Queued {
     pub source_arn: String,
 }
 
+/// What the guarded queue gave a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// One message, invisible to others until [`ProbeSource::done`] or
+    /// [`ProbeSource::release`].
+    Message(Queued),
+    /// The queue holds nothing at all: nothing waits to be delivered.
+    Empty,
+    /// Nothing visible now, but `waiting` messages are in flight or delayed (e.g. handed back
+    /// by the halt): they cannot probe yet.
+    Unseen { waiting: u64 },
+}
+
 /// The guarded queue, as the message probe uses it.
 pub trait ProbeSource: Send + Sync {
-    /// Takes one message (it stays invisible until [`ProbeSource::done`] or
-    /// [`ProbeSource::release`]). `None`: the queue has nothing visible.
-    fn take(&self) -> impl Future<Output = PortResult<Option<Queued>>> + Send;
+    /// Takes one message, waiting briefly for one to be visible.
+    fn take(&self) -> impl Future<Output = PortResult<Taken>> + Send;
     /// Deletes a message that was delivered or parked.
     fn done(&self, message: &Queued) -> impl Future<Output = PortResult<()>> + Send;
     /// Makes a message visible again at once.

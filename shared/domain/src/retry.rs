@@ -2,8 +2,8 @@
 //! jittered, doubling pause, never a call that cannot end before the Lambda's deadline.
 //!
 //! Defaults: 5 attempts, pause 200 ms doubling to at most 5 s, half of each pause jittered,
-//! 2 s kept in reserve before the deadline for reporting, and no call started with less than
-//! 1 s to run. [`crate::judge::Judge`] decides what a failure means for the batch.
+//! 3 s kept in reserve before the deadline for parking, events and the answer, and no call
+//! started with less than 1 s to run. [`crate::judge::Judge`] decides what a failure means for the batch.
 
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// Longest pause. Default 5 s.
     pub cap: Duration,
-    /// Time kept free before the Lambda's deadline. Default 2 s.
+    /// Time kept free before the Lambda's deadline. Default 3 s.
     pub reserve: Duration,
     /// Shortest call worth starting. Default 1 s.
     pub min_call: Duration,
@@ -45,7 +45,7 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base: Duration::from_millis(200),
             cap: Duration::from_secs(5),
-            reserve: Duration::from_secs(2),
+            reserve: Duration::from_secs(3),
             min_call: Duration::from_secs(1),
         }
     }
@@ -165,13 +165,13 @@ mod tests {
         let t = Duration::from_secs(10);
         assert_eq!(p.call_timeout(t, Duration::from_secs(30)), Some(t));
         assert_eq!(
-            p.call_timeout(t, Duration::from_secs(5)),
+            p.call_timeout(t, Duration::from_secs(6)),
             Some(Duration::from_secs(3)),
             "cut to the time left"
         );
-        assert_eq!(p.call_timeout(t, Duration::from_millis(2500)), None);
+        assert_eq!(p.call_timeout(t, Duration::from_millis(3500)), None);
         assert_eq!(p.call_timeout(t, Duration::from_secs(1)), None);
-        assert!(p.fits(Duration::from_secs(1), Duration::from_secs(4)));
-        assert!(!p.fits(Duration::from_secs(2), Duration::from_secs(4)));
+        assert!(p.fits(Duration::from_secs(1), Duration::from_secs(5)));
+        assert!(!p.fits(Duration::from_secs(2), Duration::from_secs(5)));
     }
 }

@@ -14,6 +14,10 @@ pub struct TripRequest {
     pub wait_hint_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub manual: bool,
+    /// When the caller read the gate as flowing, ms since the Unix epoch: a trip request that
+    /// arrives (or is retried) after the flow resumed again is out of date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at_ms: Option<u64>,
 }
 
 /// close → backoff ("schedule probe `attempt`"), timer → close ("run probe `attempt`"),
@@ -30,16 +34,20 @@ pub struct ProbeRequest {
 }
 
 impl ProbeRequest {
-    /// Deterministic Scheduler schedule name: one schedule per (target, epoch, attempt), so a
-    /// repeated backoff call cannot create a second one. At most 64 characters.
-    pub fn schedule_name(&self) -> String {
+    /// Deterministic Scheduler schedule name: one schedule per (stack, target, epoch,
+    /// attempt), so a repeated backoff call cannot create a second one, and two stacks with a
+    /// target of the same name never share one. `stack` is anything unique to the stack (the
+    /// timers queue's ARN); it goes in as a short hash. At most 64 characters.
+    pub fn schedule_name(&self, stack: &str) -> String {
+        use sha2::Digest;
+        let hash = hex::encode(&sha2::Sha256::digest(stack.as_bytes())[..4]);
         let mut target: String = self
             .target
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
             .collect();
-        target.truncate(40);
-        format!("probe-{target}-e{}-a{}", self.epoch, self.attempt)
+        target.truncate(24);
+        format!("probe-{hash}-{target}-e{}-a{}", self.epoch, self.attempt)
     }
 }
 
@@ -148,15 +156,20 @@ mod tests {
             attempt: 14,
             at_ms: None,
         };
-        assert_eq!(p.schedule_name(), p.clone().schedule_name());
-        assert!(p.schedule_name().len() <= 64);
+        assert_eq!(p.schedule_name("s"), p.clone().schedule_name("s"));
+        assert!(p.schedule_name("s").len() <= 64);
         let q = ProbeRequest {
             target: "portal".into(),
             epoch: 3,
             attempt: 1,
             at_ms: Some(5),
         };
-        assert_eq!(q.schedule_name(), "probe-portal-e3-a1");
+        let name = q.schedule_name("arn:aws:sqs:us-east-1:1:a-timers");
+        assert!(
+            name.starts_with("probe-") && name.ends_with("-portal-e3-a1"),
+            "{name}"
+        );
+        assert_ne!(name, q.schedule_name("arn:aws:sqs:us-east-1:1:b-timers"));
     }
 
     #[test]
@@ -184,7 +197,8 @@ mod tests {
                 target: "p".into(),
                 reason: "r".into(),
                 wait_hint_ms: None,
-                manual: false
+                manual: false,
+                observed_at_ms: None,
             })
         );
     }

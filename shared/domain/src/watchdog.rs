@@ -7,7 +7,7 @@
 //! | Flowing | Disabled | enable the mapping |
 //! | Halted (automatic or manual) | Enabled | disable the mapping |
 //! | Halted (automatic) | — | probe timer overdue by more than the grace: set it again, due now |
-//! | Probing | — | probe under way for longer than the grace: count it as failed, set the next timer |
+//! | Probing | — | probe under way for longer than the grace: count it as failed, set the next timer (and disable an enabled mapping) |
 //!
 //! A switch that is still changing (Enabling, Disabling, Updating) is left alone this time.
 //! The end of a ramp-up after its time is not a repair, but the watchdog does it too.
@@ -115,6 +115,10 @@ pub fn judge(
         }
         GateState::Probing => {
             if now_ms > gate.changed_at_ms.saturating_add(grace_ms) {
+                // A resume that stopped half-way may have left the mapping enabled.
+                if switch == Some(&SwitchState::Enabled) {
+                    fixes.push(Fix::DisableMapping);
+                }
                 fixes.push(Fix::AbandonProbe);
             }
         }

@@ -199,6 +199,10 @@ mod tests {
         let given = std::collections::HashMap::from([
             ("PortalUrl".to_owned(), "https://portal.example".to_owned()),
             (
+                "PortalProbeUrl".to_owned(),
+                "https://portal.example/health".to_owned(),
+            ),
+            (
                 "TargetUrl".to_owned(),
                 "https://portal.example/orders".to_owned(),
             ),

@@ -218,6 +218,7 @@ pub async fn provision(
             ),
             ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
             ("DelaySeconds", QueueAttributeName::DelaySeconds),
+            ("MaximumMessageSize", QueueAttributeName::MaximumMessageSize),
         ] {
             if let Some(v) = string_prop(res, key, &ctx, template)? {
                 attrs.push((attr, v));

@@ -431,3 +431,59 @@ async fn after_a_resume_the_flow_ramps_up_from_two_to_the_configured_concurrency
     l.down().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotated_token_is_picked_up_without_a_redeploy() -> Result<()> {
+    init();
+    // GIVEN the portal's token in Secrets Manager, the functions holding only its ARN
+    let endpoint = steadfast_local::aws::Emulator::endpoint_from_env();
+    let emu = steadfast_local::aws::Emulator::connect(&endpoint).await;
+    let first = format!("tok-{:016x}", rand::random::<u64>());
+    let secret = emu
+        .secrets
+        .create_secret()
+        .name(format!("steadfast-rotate-{:08x}", rand::random::<u32>()))
+        .secret_string(&first)
+        .send()
+        .await?;
+    let arn = secret.arn.expect("secret ARN");
+    let l = Local::up(Options {
+        prefix: "g".into(),
+        env: vec![("TARGET_TOKEN_SECRET_ARN".into(), arn.clone())],
+        ..Options::default()
+    })
+    .await?;
+    l.portal.require_token(&first);
+    let before: Vec<String> = (0..5).map(|i| format!("K1-{i}")).collect();
+    l.send(&before.iter().map(|i| order(i)).collect::<Vec<_>>())
+        .await?;
+    l.wait_for("the first 5 delivered", Duration::from_secs(60), || async {
+        Ok(l.portal.created_orders().len() == 5)
+    })
+    .await?;
+    // WHEN the token is rotated: the secret holds a new one, the portal takes only that
+    let second = format!("tok-{:016x}", rand::random::<u64>());
+    emu.secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(&second)
+        .send()
+        .await?;
+    l.portal.require_token(&second);
+    let after: Vec<String> = (0..5).map(|i| format!("K2-{i}")).collect();
+    l.send(&after.iter().map(|i| order(i)).collect::<Vec<_>>())
+        .await?;
+    // THEN the functions read the secret again after the first 401 and deliver everything
+    l.wait_for("the next 5 delivered", Duration::from_secs(90), || async {
+        Ok(l.portal.created_orders().len() == 10)
+    })
+    .await?;
+    let refused = l.portal.seen().iter().filter(|s| s.status == 401).count();
+    eprintln!("rotation: {refused} answers 401 before the new token was used");
+    assert!(refused >= 1, "the old token was refused at least once");
+    let all: Vec<String> = before.into_iter().chain(after).collect();
+    assert_each_created_once(&l, &all);
+    assert!(l.take_parked().await?.is_empty());
+    l.down().await;
+    Ok(())
+}
