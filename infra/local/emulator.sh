@@ -64,6 +64,8 @@ case "${1:-}" in
       ( cd "$ROOT" && exec env OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$ROOT" \
           GATEWAY_SERVER=hypercorn GATEWAY_LISTEN=127.0.0.1:4566 LOCALSTACK_HOST=127.0.0.1:4566 \
           SQS_ENDPOINT_STRATEGY=path DYNAMODB_IN_MEMORY=1 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
+          LAMBDA_KEEPALIVE_MS=120000 STEADFAST_FUNCTION_ENV_DIR="$RUN/function-env" \
+          STEADFAST_LAMBDA_LOG_DIR="$PROJ/target/steadfast/lambda-logs" \
           JAVA_TOOL_OPTIONS="-Djava.io.tmpdir=$ROOT/tmp" TMPDIR="$ROOT/tmp" \
           "$T/localstack-venv/bin/python" "$PROJ/infra/local/localstack_launcher.py" ) >"$RUN/localstack.log" 2>&1 &
       echo $! >"$PIDFILE"

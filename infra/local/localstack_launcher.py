@@ -1,42 +1,36 @@
-"""Starts LocalStack without Docker, with its event-source-mapping pollers turned off.
+"""Starts LocalStack without Docker, its Lambda functions run as local processes.
 
-Without Docker LocalStack cannot run Lambda functions, yet its ESM pollers still receive the
-mapped queue's messages and fail to invoke, hiding them for a visibility timeout. Here the
-local plumbing (tests/harness) does the polling and invokes the functions' real binaries, so
-the pollers are made to see an empty source. Mapping states (Creating, Enabled, Disabling,
-Disabled) and every API stay LocalStack's own.
-
-For the same reason a function's version is not prepared for Docker (LocalStack would fetch
-its runtime init from GitHub and pull a runtime image, and mark the function Failed when it
-cannot, which fails a CloudFormation deployment): only its code is unpacked. Invoking a
-function inside LocalStack fails; the local stack never does.
+How LocalStack executes a function is pluggable (its runtime executor); the default needs
+Docker and a runtime init downloaded from the internet. Here `process_executor.py` runs each
+execution environment's `bootstrap` as a local process and serves it the Lambda Runtime API.
+Everything else stays LocalStack's own: event source mappings (SQS, DynamoDB streams) and their
+Disable/Enable, async invocations with their retries and DLQs, environment reuse and
+concurrency, CloudFormation. `get_runtime_executor` is imported by name where it is used, so it
+is replaced in each of those modules.
 """
 
-from localstack.runtime import main as runtime_main
-from localstack.services.lambda_.invocation.docker_runtime_executor import DockerRuntimeExecutor
-from localstack.services.lambda_.event_source_mapping.pollers import poller as poller_mod
-from localstack.services.lambda_.event_source_mapping.pollers import (
-    dynamodb_poller,
-    kinesis_poller,
-    sqs_poller,
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from localstack.runtime import main as runtime_main  # noqa: E402
+from localstack.services.lambda_ import provider  # noqa: E402
+from localstack.services.lambda_.invocation import (  # noqa: E402
+    execution_environment,
+    runtime_executor,
+    version_manager,
 )
 
-
-def _empty(self, *args, **kwargs):
-    raise poller_mod.EmptyPollResultsException(service="local-plumbing", source_arn=getattr(self, "source_arn", ""))
+from process_executor import ProcessRuntimeExecutor  # noqa: E402
 
 
-for cls in (sqs_poller.SqsPoller, dynamodb_poller.DynamoDBPoller, kinesis_poller.KinesisPoller):
-    cls.poll_events = _empty
+def _process_executor():
+    return ProcessRuntimeExecutor
 
 
-
-def _code_only(cls, function_version):
-    if function_version.config.code:
-        function_version.config.code.prepare_for_execution()
-
-
-DockerRuntimeExecutor.prepare_version = classmethod(_code_only)
+for module in (runtime_executor, execution_environment, version_manager, provider):
+    module.get_runtime_executor = _process_executor
 
 if __name__ == "__main__":
     runtime_main.main()

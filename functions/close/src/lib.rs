@@ -95,6 +95,9 @@ pub enum Done {
 /// A probe's finding.
 enum Health {
     Healthy(String),
+    /// The probe could not tell (nothing visible to probe with yet): ask again later without
+    /// raising the backoff.
+    NotYet(String),
     Sick {
         reason: String,
         retry_after: Option<Duration>,
@@ -102,6 +105,9 @@ enum Health {
 }
 
 use steadfast_aws::now_ms;
+
+/// After a probe that could not tell, the next one comes no sooner than this.
+const NOT_YET_WAIT: Duration = Duration::from_secs(30);
 
 impl<G, E, I, S, T, Q, L, P> Ports<G, E, I, S, T, Q, L, P>
 where
@@ -193,7 +199,7 @@ where
     fn due(cfg: &Config, gate: &Gate, announced: Option<Duration>, now: u64) -> u64 {
         let delay = cfg
             .backoff
-            .delay_after(gate.attempt, announced, rand::random::<f64>());
+            .delay_after(gate.step, announced, rand::random::<f64>());
         now.saturating_add(delay.as_millis() as u64)
     }
 
@@ -256,7 +262,8 @@ where
         if !self.gates.save(&probing).await? {
             return Ok(Done::NoOp("a concurrent probe won".into()));
         }
-        let (reason, retry_after) = match self.check(cfg, &probe.target).await? {
+        let now = now_ms();
+        let (mut halted, reason, retry_after) = match self.check(cfg, &probe.target).await? {
             Health::Healthy(how) => {
                 info!(target_api = %probe.target, epoch = probe.epoch, attempt = probe.attempt, how, outcome = "healthy", "probe: target is up");
                 self.invoker.open(&OpenRequest::from(&probe)).await?;
@@ -265,15 +272,22 @@ where
                     attempt: probe.attempt,
                 });
             }
+            Health::NotYet(reason) => {
+                let g = probing
+                    .probe_inconclusive(probe.epoch, probe.attempt, now, &reason)
+                    .map_err(|r| PortError::new("probe_inconclusive", r))?;
+                (g, reason, Some(NOT_YET_WAIT))
+            }
             Health::Sick {
                 reason,
                 retry_after,
-            } => (reason, retry_after),
+            } => {
+                let g = probing
+                    .probe_failed(probe.epoch, probe.attempt, now, &reason)
+                    .map_err(|r| PortError::new("probe_failed", r))?;
+                (g, reason, retry_after)
+            }
         };
-        let now = now_ms();
-        let mut halted = probing
-            .probe_failed(probe.epoch, probe.attempt, now, &reason)
-            .map_err(|r| PortError::new("probe_failed", r))?;
         halted.next_probe_at_ms = Self::due(cfg, &halted, retry_after, now);
         if !self.gates.save(&halted).await? {
             return Ok(Done::NoOp("the gate changed during the probe".into()));
@@ -316,29 +330,65 @@ where
     }
 
     /// Delivers one real queued order as the probe: its delivery is the health signal and
-    /// counts as that order's delivery (recorded in the ledger, then deleted). Orders that
-    /// are malformed or refused are parked and the next one is taken (three at most); one
-    /// already delivered is deleted. An empty queue has nothing to protect: healthy. Orders
-    /// that exist but are not visible yet (handed back by the halt) cannot probe: not yet.
+    /// counts as that order's delivery (recorded in the ledger, then deleted). Up to three
+    /// orders are taken: a malformed or refused one is parked, one already delivered is
+    /// deleted, one that fails target-level stays invisible while the next is tried. If a later
+    /// one is delivered, the earlier failures were their own (each gets a strike); if none is,
+    /// the target is sick and the failed orders go back to the queue at once. An empty queue
+    /// has nothing to protect: healthy. Orders that exist but are not visible yet (handed back
+    /// by the halt) cannot probe: not yet.
     async fn check_by_message(&self, cfg: &Config, target: &T) -> Result<Health, PortError> {
         let m = self.messages.as_ref().ok_or_else(|| {
             PortError::invalid("message probe", "no queue is configured for message probes")
         })?;
+        let mut failed: Vec<(Queued, String, String, Option<Duration>)> = Vec::new();
+        let health = self.probe_orders(cfg, m, target, &mut failed).await;
+        let delivered = matches!(health, Ok(Health::Healthy(_)));
+        for (q, identity, reason, _) in &failed {
+            if delivered {
+                // Another order went through: this one failed on its own.
+                match m.ledger.strike(identity).await {
+                    Ok(n) => {
+                        info!(message_id = %q.message_id, identity, strikes = n, reason, "probe order failed on its own")
+                    }
+                    Err(e) => warn!(identity, error = %e, "strike not counted"),
+                }
+            }
+            if let Err(e) = m.source.release(q).await {
+                warn!(message_id = %q.message_id, error = %e, "probe order not released; it returns after its visibility timeout");
+            }
+        }
+        match (health?, failed.first()) {
+            (Health::NotYet(_) | Health::Sick { .. }, Some((_, identity, reason, retry_after))) => {
+                Ok(Health::Sick {
+                    reason: format!("probe order {identity}: {reason}"),
+                    retry_after: *retry_after,
+                })
+            }
+            (h, _) => Ok(h),
+        }
+    }
+
+    async fn probe_orders(
+        &self,
+        cfg: &Config,
+        m: &MessageProbe<Q, L, P>,
+        target: &T,
+        failed: &mut Vec<(Queued, String, String, Option<Duration>)>,
+    ) -> Result<Health, PortError> {
         for _ in 0..3 {
             let q = match m.source.take().await? {
                 Taken::Message(q) => q,
-                Taken::Empty => {
+                Taken::Empty if failed.is_empty() => {
                     return Ok(Health::Healthy(
                         "no order queued: nothing waits to be protected".into(),
                     ))
                 }
+                Taken::Empty => break,
                 Taken::Unseen { waiting } => {
-                    return Ok(Health::Sick {
-                        reason: format!(
-                            "no order visible to probe with yet ({waiting} in flight or delayed)"
-                        ),
-                        retry_after: None,
-                    })
+                    return Ok(Health::NotYet(format!(
+                        "no order visible to probe with yet ({waiting} in flight or delayed)"
+                    )))
                 }
             };
             let order = match OrderMessage::parse(&q.body, &cfg.identity) {
@@ -388,17 +438,11 @@ where
                 Outcome::Unavailable {
                     reason,
                     retry_after,
-                } => {
-                    m.source.release(&q).await?;
-                    return Ok(Health::Sick {
-                        reason: format!("probe order {}: {reason}", order.identity),
-                        retry_after,
-                    });
-                }
+                } => failed.push((q, order.identity, reason, retry_after)),
             }
         }
         Ok(Health::Sick {
-            reason: "no probe order went through (three were refused or already delivered)".into(),
+            reason: "no probe order went through".into(),
             retry_after: None,
         })
     }
@@ -472,7 +516,16 @@ where
         'fixes: for fix in &verdict.fixes {
             let applied = match fix {
                 Fix::DisableMapping => match switch {
-                    Some(s) => s.set(Some(false), None).await.map(|_| true)?,
+                    Some(s) => {
+                        s.set(Some(false), None).await?;
+                        // A resume may have come between the read and the switch: look again.
+                        if self.gates.load(target).await?.is_flowing() {
+                            s.set(Some(true), None).await?;
+                            false
+                        } else {
+                            true
+                        }
+                    }
                     None => false,
                 },
                 Fix::EnableMapping => match switch {
@@ -789,6 +842,27 @@ mod tests {
         assert_eq!(parked.len(), 2, "{parked:?}");
         assert!(parked[1].contains("422"));
         assert_eq!(m.source.left(), 1, "P-2 is back in the queue");
+    }
+
+    #[tokio::test]
+    async fn a_message_probe_past_a_poison_order_resumes_and_strikes_it() {
+        // GIVEN the first queued order fails on its own and the next one goes through
+        let p = ports_with(
+            ScriptedTarget::new(vec![sick()], Outcome::Delivered { status: 201 }),
+            ProbeMode::Message,
+            &[r#"{"orderId":"POISON"}"#, r#"{"orderId":"G-1"}"#],
+        );
+        let c = cfg();
+        p.handle(&c, trip()).await.unwrap();
+        // THEN the probe resumes the flow, strikes the poison order and puts it back
+        assert!(matches!(
+            p.handle(&c, probe(1, 0)).await.unwrap(),
+            Done::Resuming { .. }
+        ));
+        let m = p.messages.as_ref().unwrap();
+        assert_eq!(m.ledger.2.lock().unwrap()["orders/POISON"], 1);
+        assert!(m.ledger.0.lock().unwrap().contains("orders/G-1"));
+        assert_eq!(m.source.left(), 1, "the poison order is back in the queue");
     }
 
     #[tokio::test]

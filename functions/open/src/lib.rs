@@ -66,9 +66,13 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
             Ok(n) => n,
             Err(refused) => {
                 if gate.is_flowing() {
-                    // A retry of an open that stopped half-way: make sure the flow runs.
+                    // A retry of an open that stopped half-way: make sure the flow runs, unless
+                    // a halt came meanwhile.
                     if let Some(s) = switch {
                         s.set(Some(true), None).await?;
+                        if !self.gates.load(&request.target).await?.is_flowing() {
+                            s.set(Some(false), None).await?;
+                        }
                     }
                 }
                 info!(reason = %refused, outcome = "no_op", "nothing to resume");

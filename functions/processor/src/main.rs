@@ -22,7 +22,7 @@ fn config(env: &Env) -> Result<Config, ConfigError> {
             .unwrap_or_else(|| "portal".into()),
         identity: identity_rule(env)?,
         retry: RetryPolicy {
-            max_attempts: env.whole_in("MAX_ATTEMPTS", u64::from(d.max_attempts), 1, 20)? as u32,
+            max_attempts: env.whole_in("MAX_ATTEMPTS", u64::from(d.max_attempts), 2, 20)? as u32,
             base: env.seconds("RETRY_BASE_SECONDS", d.base)?,
             cap: env.seconds("RETRY_CAP_SECONDS", d.cap)?,
             ..d

@@ -9,10 +9,15 @@ use tokio::sync::Mutex;
 
 /// How long a token read from the secret is used before it is read again.
 const KEEP: Duration = Duration::from_secs(300);
+/// After a failed read, how long the last token is used before the secret is read again.
+const AFTER_FAILURE: Duration = Duration::from_secs(30);
+/// The longest a read may take (it happens before a delivery, inside its time budget).
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Token {
     source: Source,
     cached: Mutex<Option<(String, Instant)>>,
+    failed_at: Mutex<Option<Instant>>,
 }
 
 enum Source {
@@ -29,6 +34,7 @@ impl Token {
         Token {
             source: Source::Fixed(token),
             cached: Mutex::new(None),
+            failed_at: Mutex::new(None),
         }
     }
 
@@ -41,6 +47,7 @@ impl Token {
         Ok(Token {
             source: Source::Secret { client, arn },
             cached: Mutex::new(Some((first, Instant::now()))),
+            failed_at: Mutex::new(None),
         })
     }
 
@@ -52,17 +59,27 @@ impl Token {
         };
         let mut cached = self.cached.lock().await;
         if let Some((t, at)) = cached.as_ref() {
-            if at.elapsed() < KEEP {
+            let resting = self
+                .failed_at
+                .lock()
+                .await
+                .is_some_and(|f| f.elapsed() < AFTER_FAILURE);
+            if at.elapsed() < KEEP || resting {
                 return Some(t.clone());
             }
         }
-        match read(client, arn).await {
+        let read = tokio::time::timeout(READ_TIMEOUT, read(client, arn))
+            .await
+            .unwrap_or_else(|_| Err("a secret that answers within 2 s".into()));
+        match read {
             Ok(t) => {
                 *cached = Some((t.clone(), Instant::now()));
+                *self.failed_at.lock().await = None;
                 Some(t)
             }
             Err(why) => {
-                tracing::warn!(error = %why, "target token not read again; using the last one");
+                tracing::warn!(error = %why, "target token not read again; using the last one for 30 s");
+                *self.failed_at.lock().await = Some(Instant::now());
                 cached.as_ref().map(|(t, _)| t.clone())
             }
         }

@@ -14,10 +14,12 @@
 //! - `version` increases by exactly one on every accepted transition;
 //! - a manual halt (an operator's) is never probed and only lifted by a resume without epoch.
 //!
-//! A halt that comes soon after a resume (within the relapse window) does not start its probe
-//! chain again at attempt 0 but one attempt after where the last chain ended: a target whose
-//! health check answers 2xx while deliveries keep failing is probed ever less often instead of
-//! every second.
+//! `attempt` numbers the probes of a halt (a timer is accepted once); `step` is the backoff
+//! exponent. A probe that finds the target sick raises both; one that could not tell (nothing
+//! to probe with yet) raises only `attempt`. A halt that comes soon after a resume (within the
+//! relapse window) does not start its backoff again at step 0 but one step after where the
+//! last halt ended: a target whose health check answers 2xx while deliveries keep failing is
+//! probed ever less often instead of every second.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +45,9 @@ pub struct Gate {
     /// In `Halted`: the probe attempt the gate waits for. In `Probing`: the probe under way.
     /// In `Flowing`: the attempt whose probe found the target healthy.
     pub attempt: u32,
+    /// The backoff exponent of the next probe's delay (see the module documentation).
+    #[serde(default)]
+    pub step: u32,
     /// Optimistic-concurrency version; `0` means "never stored".
     pub version: u64,
     /// Milliseconds since the Unix epoch of the last transition.
@@ -103,6 +108,7 @@ impl Gate {
             state: GateState::Flowing,
             epoch: 0,
             attempt: 0,
+            step: 0,
             version: 0,
             changed_at_ms: 0,
             reason: String::new(),
@@ -148,12 +154,12 @@ impl Gate {
             GateState::Flowing => {
                 let relapse = self.resumed_at_ms > 0
                     && now_ms.saturating_sub(self.resumed_at_ms) < relapse_ms;
-                let attempt = if relapse && !manual {
-                    self.attempt.saturating_add(1)
+                let mut g = self.next(GateState::Halted, 0, now_ms, reason);
+                g.step = if relapse && !manual {
+                    self.step.saturating_add(1)
                 } else {
                     0
                 };
-                let mut g = self.next(GateState::Halted, attempt, now_ms, reason);
                 g.epoch = self.epoch + 1;
                 g.halted_at_ms = now_ms;
                 g.manual = manual;
@@ -203,6 +209,21 @@ impl Gate {
     /// `Probing → Halted` waiting for attempt + 1: the probe found the target still sick (or
     /// never finished: the watchdog says so after a grace time).
     pub fn probe_failed(
+        &self,
+        epoch: u64,
+        attempt: u32,
+        now_ms: u64,
+        reason: &str,
+    ) -> Result<Gate, Refused> {
+        self.check_probe(GateState::Probing, epoch, attempt)?;
+        let mut g = self.next(GateState::Halted, attempt.saturating_add(1), now_ms, reason);
+        g.step = self.step.saturating_add(1);
+        Ok(g)
+    }
+
+    /// `Probing → Halted` waiting for attempt + 1 at the same backoff step: the probe could not
+    /// tell (nothing to probe with yet).
+    pub fn probe_inconclusive(
         &self,
         epoch: u64,
         attempt: u32,
@@ -306,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn a_halt_soon_after_a_resume_continues_the_probe_chain() {
+    fn a_halt_soon_after_a_resume_continues_the_backoff() {
         let resumed = trip(&Gate::new("t"), 0)
             .unwrap()
             .begin_probe(1, 0, 0)
@@ -317,13 +338,26 @@ mod tests {
             .unwrap()
             .resume(Some(1), 1_000, "", false)
             .unwrap();
-        assert_eq!(resumed.attempt, 1);
-        assert_eq!(trip(&resumed, 2_000).unwrap().attempt, 2, "relapse");
+        assert_eq!(resumed.step, 1);
+        let relapse = trip(&resumed, 2_000).unwrap();
+        assert_eq!((relapse.attempt, relapse.step), (0, 2), "relapse");
         assert_eq!(
-            trip(&resumed, 1_000 + RELAPSE).unwrap().attempt,
+            trip(&resumed, 1_000 + RELAPSE).unwrap().step,
             0,
-            "a fresh chain after the relapse window"
+            "a fresh backoff after the relapse window"
         );
+    }
+
+    #[test]
+    fn an_inconclusive_probe_moves_on_without_raising_the_backoff() {
+        let g = trip(&Gate::new("t"), 0)
+            .unwrap()
+            .begin_probe(1, 0, 0)
+            .unwrap()
+            .probe_inconclusive(1, 0, 1, "nothing visible")
+            .unwrap();
+        assert_eq!((g.state, g.attempt, g.step), (GateState::Halted, 1, 0));
+        assert!(g.begin_probe(1, 0, 2).is_err(), "the old timer is stale");
     }
 
     #[test]
@@ -410,6 +444,7 @@ mod tests {
         Trip(bool),
         BeginProbe(u64, u32),
         ProbeFailed(u64, u32),
+        ProbeInconclusive(u64, u32),
         Reschedule,
         Resume(Option<u64>),
         EndRamp(u64),
@@ -420,6 +455,7 @@ mod tests {
             any::<bool>().prop_map(Cmd::Trip),
             (0u64..4, 0u32..4).prop_map(|(e, a)| Cmd::BeginProbe(e, a)),
             (0u64..4, 0u32..4).prop_map(|(e, a)| Cmd::ProbeFailed(e, a)),
+            (0u64..4, 0u32..4).prop_map(|(e, a)| Cmd::ProbeInconclusive(e, a)),
             Just(Cmd::Reschedule),
             proptest::option::of(0u64..4).prop_map(Cmd::Resume),
             (0u64..4).prop_map(Cmd::EndRamp),
@@ -439,6 +475,7 @@ mod tests {
                     Cmd::Trip(manual) => g.trip(now, "", manual, RELAPSE),
                     Cmd::BeginProbe(e, a) => g.begin_probe(e, a, now),
                     Cmd::ProbeFailed(e, a) => g.probe_failed(e, a, now, ""),
+                    Cmd::ProbeInconclusive(e, a) => g.probe_inconclusive(e, a, now, ""),
                     Cmd::Reschedule => g.reschedule(now, now + 1),
                     Cmd::Resume(e) => g.resume(e, now, "", true),
                     Cmd::EndRamp(e) => g.end_ramp(e, now),
@@ -452,7 +489,8 @@ mod tests {
                         prop_assert_eq!(before.state, GateState::Flowing);
                         prop_assert_eq!(next.epoch, before.epoch + 1);
                         prop_assert_eq!(next.state, GateState::Halted);
-                        prop_assert!(next.attempt == 0 || next.attempt == before.attempt + 1);
+                        prop_assert_eq!(next.attempt, 0);
+                        prop_assert!(next.step == 0 || next.step == before.step + 1);
                     }
                     // each (epoch, attempt) probe is accepted at most once, never of a manual halt
                     if next.state == GateState::Probing {

@@ -23,8 +23,12 @@
 //! - a message that fails with no batch-mate delivered before or after it halts the flow:
 //!   without a witness a sick API and a poison message cannot be told apart;
 //! - an announced wait (Retry-After) longer than the retry cap (5 s), or than the invocation
-//!   has left, halts the flow at once (the first probe then waits for it); a failure that
-//!   leaves no time for another try counts like a used-up message;
+//!   has left, halts the flow at once (the first probe then waits for it), unless a delivery
+//!   in this batch vouches that the wait is this message's alone;
+//! - a failure that leaves no time for another try hands the message back untouched while a
+//!   delivery vouches for the target, and counts against the target otherwise;
+//! - when the flow halts after all, messages taken for failing on their own since the last
+//!   delivery go back untouched too (the target failed them, not themselves);
 //! - message-level answers neither halt nor count; no call starts that cannot end in time.
 
 use std::time::Duration;
@@ -106,6 +110,9 @@ pub struct BatchRun {
     streak_messages: u32,
     /// Messages whose failures may still count as their own (refilled by each delivery).
     credit: u32,
+    /// Messages judged to have failed on their own since the last delivery: if the flow halts
+    /// after all, they go back untouched.
+    own_since_delivery: Vec<usize>,
     longest_wait: Option<Duration>,
     last_reason: Vec<String>,
     fates: Vec<Fate>,
@@ -130,6 +137,7 @@ impl BatchRun {
             streak: 0,
             streak_messages: 0,
             credit: 0,
+            own_since_delivery: Vec::new(),
             longest_wait: None,
             last_reason: vec![String::new(); receive_counts.len()],
             fates: vec![Fate::Open; receive_counts.len()],
@@ -162,7 +170,7 @@ impl BatchRun {
             None => {
                 // No call can end in time: what was not tried goes back untouched.
                 if self.attempt > 0 {
-                    self.stopped(index);
+                    self.out_of_time(index);
                 } else {
                     self.finish();
                 }
@@ -182,6 +190,7 @@ impl BatchRun {
                 self.streak = 0;
                 self.streak_messages = 0;
                 self.credit = OWN_FAILURES_PER_DELIVERY;
+                self.own_since_delivery.clear();
                 if let Some(s) = self.suspect.take() {
                     self.its_own(s);
                 }
@@ -221,8 +230,9 @@ impl BatchRun {
         }
         if announced.is_some_and(|w| w > self.policy.cap || !self.policy.fits(w, remaining)) {
             // The target announced a wait longer than a short retry pause, or longer than this
-            // invocation can sit out: the gate waits for it, not the invocation.
-            return self.halt(index);
+            // invocation can sit out: the gate waits for it, not the invocation (unless a
+            // delivery just now vouches that the wait is this message's alone).
+            return self.stopped(index);
         }
         let has_next = self.pos + 1 < self.order.len();
         if self.attempt >= max {
@@ -234,9 +244,23 @@ impl BatchRun {
         }
         let pause = self.policy.pause(self.attempt, announced, unit);
         if !self.policy.fits(pause, remaining) {
-            return self.stopped(index);
+            return self.out_of_time(index);
         }
         self.wait = Some(pause);
+    }
+
+    /// Message `index` has tries left but no time for them: the invocation's fault, not the
+    /// message's. It goes back untouched while a delivery vouches for the target; else its
+    /// failures count against the target.
+    fn out_of_time(&mut self, index: usize) {
+        if self.vouched() {
+            self.streak = 0;
+            self.streak_messages = 0;
+            self.fates[index] = Fate::HandBack;
+            self.advance();
+        } else {
+            self.halt(index);
+        }
     }
 
     /// Message `index` can make no more calls: its own failure while a delivery in this
@@ -260,6 +284,7 @@ impl BatchRun {
         self.streak = 0;
         self.streak_messages = 0;
         self.fates[index] = Fate::Own(self.last_reason[index].clone());
+        self.own_since_delivery.push(index);
     }
 
     fn halt(&mut self, index: usize) {
@@ -271,6 +296,11 @@ impl BatchRun {
             wait_hint: self.longest_wait,
         });
         self.fates[index] = Fate::HandBack;
+        // The target failed after all: what was taken for messages' own failures since the
+        // last delivery was the target's too.
+        for i in std::mem::take(&mut self.own_since_delivery) {
+            self.fates[i] = Fate::HandBack;
+        }
         self.suspect = None;
         self.finish();
     }
@@ -446,6 +476,72 @@ mod tests {
         // THEN two messages' failures are taken for their own, then the flow halts
         assert!(run.trip().is_some());
         assert_eq!(calls, 1 + 5 + 5 + 4 + 1);
+    }
+
+    #[test]
+    fn own_failures_before_a_halt_are_the_targets_after_all() {
+        // GIVEN one delivery, then the target goes down for the rest of the batch
+        let mut run = BatchRun::new(policy(5), Duration::from_secs(3), &[1; 5]);
+        let mut calls = 0;
+        while let a @ (Action::Call { .. } | Action::Wait(_)) = run.next(PLENTY) {
+            if let Action::Call { .. } = a {
+                calls += 1;
+                let o = if calls == 1 {
+                    Outcome::Delivered { status: 201 }
+                } else {
+                    Outcome::unavailable("HTTP 503")
+                };
+                run.answer(&o, PLENTY, 0.5);
+            }
+        }
+        // THEN the flow halts and no message is held responsible
+        assert!(run.trip().is_some());
+        assert!(
+            run.fates()[1..].iter().all(|f| *f == Fate::HandBack),
+            "{:?}",
+            run.fates()
+        );
+    }
+
+    #[test]
+    fn one_message_with_a_long_retry_after_beside_deliveries_fails_on_its_own() {
+        let mut run = BatchRun::new(policy(5), Duration::from_secs(3), &[1, 1, 3]);
+        for _ in 0..2 {
+            assert!(matches!(run.next(PLENTY), Action::Call { .. }));
+            run.answer(&Outcome::Delivered { status: 201 }, PLENTY, 0.0);
+        }
+        assert!(matches!(run.next(PLENTY), Action::Call { index: 2, .. }));
+        run.answer(
+            &Outcome::Unavailable {
+                reason: "HTTP 503".into(),
+                retry_after: Some(Duration::from_secs(30)),
+            },
+            PLENTY,
+            0.0,
+        );
+        assert_eq!(run.next(PLENTY), Action::Done);
+        assert!(run.trip().is_none());
+        assert_eq!(run.fates()[2], Fate::Own("HTTP 503".into()));
+    }
+
+    #[test]
+    fn a_message_out_of_time_beside_deliveries_goes_back_untouched() {
+        let mut run = BatchRun::new(policy(5), Duration::from_secs(3), &[1, 2]);
+        assert!(matches!(run.next(PLENTY), Action::Call { .. }));
+        run.answer(&Outcome::Delivered { status: 201 }, PLENTY, 0.0);
+        assert!(matches!(run.next(PLENTY), Action::Call { .. }));
+        run.answer(
+            &Outcome::unavailable("timeout"),
+            Duration::from_millis(2100),
+            0.0,
+        );
+        assert_eq!(run.next(Duration::from_millis(2100)), Action::Done);
+        assert!(run.trip().is_none());
+        assert_eq!(
+            run.fates()[1],
+            Fate::HandBack,
+            "no strike: the invocation ran out"
+        );
     }
 
     #[test]
