@@ -1,10 +1,4 @@
-# Steadfast: every command a user or CI runs. See README.md.
-#   make demo   the main job: local stack + the breaker scenario with faults, report in target/steadfast/
-#   make test   unit, integration and end-to-end tests against the emulator (EMULATOR=localstack|moto)
-#   make stack  the local stack, left running for manual use
-#   make build  release Lambda artifacts (arm64, x86-64 fallback)
-#   make lint   fmt, clippy -D warnings; cfn-lint, sam validate --lint and checkov on the template
-#   make deploy sam build + sam deploy to a real AWS account (not run here)
+# Steadfast: every command a user or CI runs. See README.md, or `make help`.
 
 SHELL := /bin/bash
 EMULATOR ?= localstack
@@ -12,27 +6,42 @@ export EMULATOR
 # A fixed cache: cargo-lambda's zig cache path is part of cargo's fingerprints.
 export XDG_CACHE_HOME := $(CURDIR)/.tools/cache
 export PATH := $(CURDIR)/.tools/lambda-venv/bin:$(PATH)
+# Host builds go to target/<host triple>/, so cargo test and cargo lambda share one build.
+export CARGO_BUILD_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
 ARCH ?= arm64
 
-.PHONY: tools test test-unit test-e2e demo stack build lint deploy clean
+.PHONY: help tools zips test demo stack build lint deploy clean
+
+help:
+	@echo "make test    unit tests, the adapters' contract tests on the emulator, and on LocalStack"
+	@echo "             the end-to-end suite on the deployed template (EMULATOR=localstack|moto)"
+	@echo "make demo    the three scenarios with faults on the local stack; target/steadfast/demo-report.json"
+	@echo "make stack   deploys the template to LocalStack and keeps it running; TARGET_URL=... PROBE_URL=..."
+	@echo "             PORTAL_URL=... PORTAL_PROBE_URL=... for your own API; writes target/steadfast/stack.json"
+	@echo "make build   release Lambda artifacts with cargo-lambda (ARCH=arm64, x86-64 fallback)"
+	@echo "make lint    fmt, clippy -D warnings, cfn-lint, sam validate --lint, checkov"
+	@echo "make deploy  sam build + sam deploy with infra/samconfig.toml to your AWS account"
+	@echo "make clean   removes target/ and .tools/"
 
 tools:
 	@infra/local/install-tools.sh lambda $(EMULATOR)
 
-# Debug binaries the local stack runs (cargo lambda watch reuses them).
-bins:
-	cargo build --workspace --bins
+# The functions as the local stack deploys them (cargo-lambda, for this host).
+zips: tools
+	@infra/local/zips.sh
 
-test: tools bins
+test: tools zips
 	cargo test --workspace --lib --bins
 	infra/local/with-emulator.sh infra/local/e2e.sh
 
-demo: tools bins
+demo: tools
+	@PROFILE=release infra/local/zips.sh
 	@mkdir -p target/steadfast
-	infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- demo $(DEMO_ARGS)
+	EMULATOR=localstack infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- demo $(DEMO_ARGS)
 
-stack: tools bins
-	infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- stack
+stack: tools
+	@PROFILE=release infra/local/zips.sh
+	EMULATOR=localstack infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- stack
 
 build: tools
 	@infra/local/build.sh $(ARCH)
@@ -48,7 +57,8 @@ lint:
 # The SAM CLI and cargo-lambda from .tools (installed here if missing).
 deploy:
 	@infra/local/install-tools.sh lambda lint
-	cd infra && SAM_CLI_TELEMETRY=0 ../.tools/sam-venv/bin/sam build --beta-features && SAM_CLI_TELEMETRY=0 ../.tools/sam-venv/bin/sam deploy --guided
+	cd infra && SAM_CLI_TELEMETRY=0 ../.tools/sam-venv/bin/sam build --config-file samconfig.toml \
+	  && SAM_CLI_TELEMETRY=0 ../.tools/sam-venv/bin/sam deploy --config-file samconfig.toml $(DEPLOY_ARGS)
 
 clean:
 	cargo clean

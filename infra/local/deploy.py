@@ -82,7 +82,16 @@ def local_template(mode, s3):
     for binary, rest in zip(binaries, parts[1:]):
         out += "CodeUri:" + code_for(binary, mode, s3) + rest
     arch = "x86_64" if platform.machine() in ("x86_64", "AMD64") else "arm64"
-    return out.replace("Architectures: [arm64]", f"Architectures: [{arch}]"), binaries
+    out = out.replace("Architectures: [arm64]", f"Architectures: [{arch}]")
+    # AWS names a schedule without a Name uniquely; LocalStack names it after the logical id,
+    # so a second stack's would clash: name each one after its stack here.
+    count = iter(range(1, 100))
+    out = re.sub(
+        r"\n(\s+)(\w+):\n\s+Type: ScheduleV2\n(\s+)Properties:\n",
+        lambda m: f"{m.group(0)}{m.group(3)}  Name: !Sub \"${{AWS::StackName}}-{m.group(2)}-{next(count)}\"\n",
+        out,
+    )
+    return out, binaries
 
 
 def set_env(name, env):
@@ -155,8 +164,8 @@ def deploy(name, params, env, mode="zip"):
             info["resources"][r["LogicalResourceId"]] = {"type": kind, "physical": physical, "arn": arn}
     functions = {k: v for k, v in info["resources"].items() if v["type"] == "AWS::Lambda::Function"}
     for binary in binaries:
-        name_suffix = f"-{binary}"
-        logical, res = next(((k, v) for k, v in functions.items() if v["physical"].endswith(name_suffix)), (None, None))
+        logical, res = next(
+            ((k, v) for k, v in functions.items() if v["physical"] == f"{name}-{binary}"), (None, None))
         if res is None:
             continue
         conf = lam.get_function_configuration(FunctionName=res["physical"])

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# The emulator part of `make test` (run under infra/local/with-emulator.sh): the end-to-end
-# tests, then, against LocalStack, the deployment of infra/template.yaml through LocalStack's
-# CloudFormation with the created resources read back (tests/deploy/localstack_deploy.py).
+# The emulator part of `make test` (run under infra/local/with-emulator.sh):
+# - the adapters' contract tests, on LocalStack and on moto (tests/harness/tests/contract.rs);
+# - on LocalStack only, the end-to-end suite on the deployed template (LocalStack runs the
+#   functions), then the deployment check: the template deployed with the real zips and every
+#   created resource read back (tests/deploy/localstack_deploy.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# cargo-nextest (on the build machines) keeps TEST_THREADS tests running across all the test
+threads="${TEST_THREADS:-3}"
+if [ "${EMULATOR:-localstack}" = localstack ]; then
+  tests=(--test contract --test breaker --test gate --test inbox --test outbox)
+else
+  tests=(--test contract)
+fi
+# cargo-nextest (on the build machines) keeps $threads tests running across all the test
 # files, instead of one file at a time; plain cargo test where it is missing.
 if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run --workspace --test '*' -j "${TEST_THREADS:-3}" --no-tests=fail
+  cargo nextest run -p steadfast-local "${tests[@]}" -j "$threads" --no-tests=fail
 else
-  cargo test --workspace --test '*' -- --test-threads="${TEST_THREADS:-3}"
+  cargo test -p steadfast-local "${tests[@]}" -- --test-threads="$threads"
 fi
 if [ "${EMULATOR:-localstack}" = localstack ]; then
-  echo "==> deploying infra/template.yaml to LocalStack CloudFormation"
+  echo "==> deploying infra/template.yaml to LocalStack CloudFormation with the real zips"
   .tools/localstack-venv/bin/python tests/deploy/localstack_deploy.py
 fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts or stops the local AWS emulator on loopback.
-#   EMULATOR=localstack (default): LocalStack without Docker on 127.0.0.1:4566. One that is
-#     already running there is used as it is, and left running on stop.
+#   EMULATOR=localstack (default): LocalStack without Docker on 127.0.0.1:4566, its functions run
+#     as local processes (localstack_launcher.py). Its mapping pollers are tuned closer to AWS's
+#     continuous polling: by default they wait 1 s after every batch and up to 10 s when idle.
+#     One that is already running there is used as it is, and left running on stop.
 #   EMULATOR=moto: moto server on 127.0.0.1:${MOTO_PORT:-4599}.
 # Usage: infra/local/emulator.sh start|stop|endpoint
 # `start` prints the endpoint URL on its last line.
@@ -65,13 +67,19 @@ case "${1:-}" in
           GATEWAY_SERVER=hypercorn GATEWAY_LISTEN=127.0.0.1:4566 LOCALSTACK_HOST=127.0.0.1:4566 \
           SQS_ENDPOINT_STRATEGY=path DYNAMODB_IN_MEMORY=1 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
           LAMBDA_KEEPALIVE_MS=120000 STEADFAST_FUNCTION_ENV_DIR="$RUN/function-env" \
+          LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC=0.05 LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC=0.5 \
           STEADFAST_LAMBDA_LOG_DIR="$PROJ/target/steadfast/lambda-logs" \
           JAVA_TOOL_OPTIONS="-Djava.io.tmpdir=$ROOT/tmp" TMPDIR="$ROOT/tmp" \
           "$T/localstack-venv/bin/python" "$PROJ/infra/local/localstack_launcher.py" ) >"$RUN/localstack.log" 2>&1 &
       echo $! >"$PIDFILE"
     fi
     for _ in $(seq 1 120); do
-      if healthy "$HEALTH"; then echo "==> $EMULATOR up at $ENDPOINT" >&2; echo "$ENDPOINT"; exit 0; fi
+      if healthy "$HEALTH"; then
+        if [ "$EMULATOR" = localstack ]; then
+          AWS_ENDPOINT_URL="$ENDPOINT" "$T/localstack-venv/bin/python" infra/local/warmup.py >&2
+        fi
+        echo "==> $EMULATOR up at $ENDPOINT" >&2; echo "$ENDPOINT"; exit 0
+      fi
       if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
         echo "$EMULATOR exited during start; its log:" >&2; tail -n 40 "$RUN/$EMULATOR.log" >&2; exit 1
       fi

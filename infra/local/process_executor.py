@@ -120,6 +120,13 @@ class _RuntimeApi(BaseHTTPRequestHandler):
         return self._reply(404)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a process ended mid-request (killed at its timeout, or stopped)
+
+
 def _overrides(function_name):
     """Local environment overrides for this function (see the module documentation)."""
     folder = os.environ.get("STEADFAST_FUNCTION_ENV_DIR")
@@ -149,6 +156,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.log_lines = []
         self.started_at = 0.0
         self.init_ms = None
+        self.sink = None
         self.function_name = function_version.id.function_name
 
     # ---- the process ----
@@ -172,8 +180,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
 
     def _serve(self):
         """A Runtime API server for the next process (a killed one's server is closed)."""
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _RuntimeApi)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), _RuntimeApi)
         self.server.executor = self
         self.server.stopped = False
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -194,7 +201,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.ready.clear()
         self.init_error = None
         self.started_at = time.monotonic()
-        sink = self._log_file()
+        sink = self.sink = self._log_file()
         self.process = subprocess.Popen(
             [str(code / "bootstrap")],
             cwd=str(code),
@@ -272,6 +279,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         with self.lock:
             first_line = len(self.log_lines)
         started = time.monotonic()
+        self._frame(f"START RequestId: {request_id} Version: $LATEST\n")
         inv = _Invocation(
             request_id,
             payload["payload"],
@@ -303,6 +311,13 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                 return self._result(request_id, body, True, first_line, started, init_ms)
         return self._result(request_id, inv.body, inv.is_error, first_line, started, init_ms)
 
+    def _frame(self, line):
+        if self.sink:
+            try:
+                self.sink.write(line)
+            except ValueError:
+                pass
+
     def _result(self, request_id, body, is_error, first_line, started, init_ms):
         time.sleep(0.01)  # the last log lines of the invocation
         duration = (time.monotonic() - started) * 1000
@@ -312,11 +327,15 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             if len(self.log_lines) > 5000:
                 self.log_lines = self.log_lines[-1000:]
         init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms is not None else ""
+        report = (
+            f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
+            f"Memory Size: {self.function_version.config.memory_size} MB{init}"
+            f"{chr(9) + 'Status: error' if is_error else ''}\n"
+        )
+        self._frame(report)
         logs = (
             f"START RequestId: {request_id} Version: $LATEST\n{lines}"
-            f"END RequestId: {request_id}\n"
-            f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
-            f"Memory Size: {self.function_version.config.memory_size} MB{init}\n"
+            f"END RequestId: {request_id}\n{report}"
         )
         return InvocationResult(request_id, body, is_error=is_error, logs=logs)
 

@@ -64,6 +64,8 @@ impl Trigger {
 /// What one invocation did; returned as the invocation's answer and logged.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Tally {
+    /// Records the stream handed to this invocation (0 for a sweep).
+    pub from_stream: u32,
     pub claimed: u32,
     /// Ids seen that were not due or were claimed by another relay first.
     pub skipped: u32,
@@ -88,6 +90,7 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
         let mut tally = Tally::default();
         match trigger {
             Trigger::Inserted(ids) => {
+                tally.from_stream = ids.len() as u32;
                 self.claim_and_publish(cfg, &ids, &now, token, &mut tally)
                     .await;
             }
@@ -126,6 +129,7 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
         steadfast_aws::metrics::records_failed("outbox", tally.failed);
         info!(
             pipeline = "outbox",
+            from_stream = tally.from_stream,
             claimed = tally.claimed,
             published = tally.published,
             retried = tally.retried,

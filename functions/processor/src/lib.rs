@@ -74,6 +74,8 @@ struct Candidate<'a> {
     msg: &'a SqsMessage,
     order: OrderMessage,
     receive_count: u32,
+    /// Receives on which it failed on its own before.
+    strikes: u32,
 }
 
 fn message_id(msg: &SqsMessage) -> String {
@@ -127,6 +129,7 @@ where
                     msg,
                     order,
                     receive_count: receive_count(msg),
+                    strikes: 0,
                 }),
                 Err(e) => {
                     self.park(cfg, msg, None, &e.to_string(), &mut tally, &mut failures)
@@ -142,7 +145,8 @@ where
         let mut candidates: Vec<Candidate> = Vec::new();
         // Copies of one identity in one batch follow the first copy's fate.
         let mut copies: HashMap<String, Vec<&SqsMessage>> = HashMap::new();
-        for c in valid {
+        for mut c in valid {
+            c.strikes = read.strikes.get(&c.order.identity).copied().unwrap_or(0);
             let id = &c.order.identity;
             if read.delivered.contains(id) {
                 info!(message_id = %message_id(c.msg), identity = %id, outcome = "duplicate_skipped", "already delivered");
@@ -215,7 +219,9 @@ where
         tally: &mut Tally,
     ) -> BatchRun {
         let receives: Vec<u32> = candidates.iter().map(|c| c.receive_count).collect();
-        let mut run = BatchRun::new(cfg.retry, self.target.timeout(), &receives);
+        let strikes: Vec<u32> = candidates.iter().map(|c| c.strikes).collect();
+        let mut run =
+            BatchRun::new(cfg.retry, self.target.timeout(), &receives).with_strikes(&strikes);
         let remaining = || deadline.saturating_duration_since(Instant::now());
         loop {
             match run.next(remaining()) {
@@ -697,6 +703,23 @@ mod tests {
             parked[0].reason
         );
         assert_eq!(parked[0].identity.as_deref(), Some("orders/1"));
+    }
+
+    #[tokio::test]
+    async fn an_order_that_failed_on_its_own_before_does_not_halt_the_flow_alone() {
+        let p = ports(ScriptedTarget::always(down()));
+        p.ledger.strike("orders/1").await.unwrap();
+        let (r, tally) = p
+            .handle(&cfg(5), event_with(&[(r#"{"orderId":"1"}"#, 3)]), later())
+            .await;
+        assert!(!tally.tripped, "a known poison order alone is its own problem");
+        assert_eq!(failed(&r), vec!["m0"]);
+        assert_eq!(p.ledger.2.lock().unwrap()["orders/1"], 2);
+        // while a fresh order failing alone still halts the flow
+        let (_, tally) = p
+            .handle(&cfg(5), event(&[r#"{"orderId":"2"}"#]), later())
+            .await;
+        assert!(tally.tripped);
     }
 
     #[tokio::test]

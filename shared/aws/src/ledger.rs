@@ -46,8 +46,29 @@ impl DynamoLedger {
         HashMap::from([("identity".to_owned(), AttributeValue::S(id.to_owned()))])
     }
 
+    /// The strikes an item holds, if it is live.
+    fn strikes(item: &Item, now_s: u64) -> Option<(String, u32)> {
+        let live = match item.get("expires_at") {
+            Some(AttributeValue::N(n)) => n.parse::<u64>().map(|t| t > now_s).unwrap_or(true),
+            _ => true,
+        };
+        match (live, item.get("identity"), item.get("strikes")) {
+            (true, Some(AttributeValue::S(id)), Some(AttributeValue::N(n))) => {
+                Some((id.clone(), n.parse().ok()?))
+            }
+            _ => None,
+        }
+    }
+
+    fn note(item: &Item, now_s: u64, read: &mut LedgerRead) {
+        if let Some(id) = Self::live(item, now_s) {
+            read.delivered.insert(id.clone());
+        }
+        read.strikes.extend(Self::strikes(item, now_s));
+    }
+
     /// One BatchGetItem (with its unprocessed keys) for at most 100 keys.
-    async fn batch(&self, keys: &[&String], now_s: u64) -> PortResult<HashSet<String>> {
+    async fn batch(&self, keys: &[&String], now_s: u64, read: &mut LedgerRead) -> PortResult<()> {
         let mut request = KeysAndAttributes::builder().consistent_read(true);
         for id in keys {
             request = request.keys(Self::key(id));
@@ -55,7 +76,6 @@ impl DynamoLedger {
         let request = request
             .build()
             .map_err(|e| PortError::new("build BatchGetItem", e))?;
-        let mut found = HashSet::new();
         let mut pending = Some(HashMap::from([(self.table.clone(), request)]));
         while let Some(items) = pending.take().filter(|m| !m.is_empty()) {
             let out = self
@@ -71,16 +91,14 @@ impl DynamoLedger {
                 .remove(&self.table)
                 .unwrap_or_default()
             {
-                if let Some(id) = Self::live(&item, now_s) {
-                    found.insert(id.clone());
-                }
+                Self::note(&item, now_s, read);
             }
             pending = out.unprocessed_keys;
         }
-        Ok(found)
+        Ok(())
     }
 
-    async fn one(&self, id: &str, now_s: u64) -> PortResult<bool> {
+    async fn one(&self, id: &str, now_s: u64, read: &mut LedgerRead) -> PortResult<()> {
         let out = self
             .client
             .get_item()
@@ -90,11 +108,10 @@ impl DynamoLedger {
             .send()
             .await
             .map_err(|e| port_error(format!("GetItem from {}", self.table), &e))?;
-        Ok(out
-            .item
-            .as_ref()
-            .and_then(|i| Self::live(i, now_s))
-            .is_some())
+        if let Some(item) = out.item {
+            Self::note(&item, now_s, read);
+        }
+        Ok(())
     }
 }
 
@@ -109,20 +126,11 @@ impl Ledger for DynamoLedger {
         let mut read = LedgerRead::default();
         // BatchGetItem takes at most 100 keys; SQS batches are at most 10 here.
         for chunk in unique.chunks(100) {
-            match self.batch(chunk, now_s).await {
-                Ok(found) => read.delivered.extend(found),
-                Err(e) => {
-                    tracing::warn!(error = %e, keys = chunk.len(), "ledger batch read failed; reading key by key");
-                    for id in chunk {
-                        match self.one(id, now_s).await {
-                            Ok(true) => {
-                                read.delivered.insert((*id).clone());
-                            }
-                            Ok(false) => {}
-                            Err(e) => {
-                                read.unreadable.insert((*id).clone(), e);
-                            }
-                        }
+            if let Err(e) = self.batch(chunk, now_s, &mut read).await {
+                tracing::warn!(error = %e, keys = chunk.len(), "ledger batch read failed; reading key by key");
+                for id in chunk {
+                    if let Err(e) = self.one(id, now_s, &mut read).await {
+                        read.unreadable.insert((*id).clone(), e);
                     }
                 }
             }

@@ -71,6 +71,11 @@ impl Ledger for MemLedger {
         let bad = lock(&self.1);
         let mut read = LedgerRead::default();
         for i in identities {
+            if let Some(n) = lock(&self.2).get(i) {
+                read.strikes.insert(i.clone(), *n);
+            }
+        }
+        for i in identities {
             if bad.contains(i) {
                 read.unreadable
                     .insert(i.clone(), PortError::invalid("GetItem", "key too long"));

@@ -21,7 +21,8 @@
 //!   poison once it has failed on its own on more than `PoisonReceiveCount` receives (the
 //!   processor counts these in the ledger; halts do not count);
 //! - a message that fails with no batch-mate delivered before or after it halts the flow:
-//!   without a witness a sick API and a poison message cannot be told apart;
+//!   without a witness a sick API and a poison message cannot be told apart — unless it has
+//!   failed on its own before (its strikes, from the ledger): then it fails on its own again;
 //! - an announced wait (Retry-After) longer than the retry cap (5 s), or than the invocation
 //!   has left, halts the flow at once (the first probe then waits for it), unless a delivery
 //!   in this batch vouches that the wait is this message's alone;
@@ -96,6 +97,9 @@ pub struct Trip {
 pub struct BatchRun {
     policy: RetryPolicy,
     call_timeout: Duration,
+    receive_counts: Vec<u32>,
+    /// Receives on which each message failed on its own before (from the ledger).
+    strikes: Vec<u32>,
     /// Message indexes in the order they are tried.
     order: Vec<usize>,
     pos: usize,
@@ -129,6 +133,8 @@ impl BatchRun {
         BatchRun {
             policy,
             call_timeout,
+            receive_counts: receive_counts.to_vec(),
+            strikes: vec![0; receive_counts.len()],
             order,
             pos: 0,
             attempt: 0,
@@ -144,6 +150,17 @@ impl BatchRun {
             trip: None,
             done: false,
         }
+    }
+
+    /// The messages' strikes so far: a message that has failed on its own before is tried
+    /// after the others, and failing again with no batch-mate to vouch, it fails on its own
+    /// again instead of halting the flow (a lone poison message must not halt a healthy API).
+    pub fn with_strikes(mut self, strikes: &[u32]) -> Self {
+        self.strikes = strikes.to_vec();
+        self.strikes.resize(self.fates.len(), 0);
+        let (strikes, receives) = (&self.strikes, &self.receive_counts);
+        self.order.sort_by_key(|&i| (strikes[i], receives[i]));
+        self
     }
 
     /// The next step, with `remaining` time left in the invocation.
@@ -270,9 +287,17 @@ impl BatchRun {
             self.credit -= 1;
             self.its_own(index);
             self.advance();
+        } else if self.known_poison(index) {
+            self.its_own(index);
+            self.advance();
         } else {
             self.halt(index);
         }
+    }
+
+    /// Message `index` failed on its own before and is the only one failing now.
+    fn known_poison(&self, index: usize) -> bool {
+        self.strikes[index] > 0 && self.streak_messages == 1
     }
 
     /// A delivery in this batch vouches for the target, for this one message's failures.
@@ -316,6 +341,8 @@ impl BatchRun {
         if let Some(s) = self.suspect.take() {
             if self.vouched() {
                 self.credit -= 1;
+                self.its_own(s);
+            } else if self.known_poison(s) {
                 self.its_own(s);
             } else {
                 return self.halt(s);
@@ -542,6 +569,25 @@ mod tests {
             Fate::HandBack,
             "no strike: the invocation ran out"
         );
+    }
+
+    #[test]
+    fn a_known_poison_message_failing_alone_does_not_halt_the_flow() {
+        let mut run = BatchRun::new(policy(5), Duration::from_secs(3), &[4]).with_strikes(&[2]);
+        let mut calls = 0;
+        while let a @ (Action::Call { .. } | Action::Wait(_)) = run.next(PLENTY) {
+            if let Action::Call { .. } = a {
+                calls += 1;
+                run.answer(&Outcome::unavailable("HTTP 500"), PLENTY, 0.5);
+            }
+        }
+        assert_eq!(calls, 5);
+        assert!(run.trip().is_none());
+        assert_eq!(run.fates(), &[Fate::Own("HTTP 500".into())]);
+        // AND a struck message is tried after fresh ones
+        let mut run =
+            BatchRun::new(policy(5), Duration::from_secs(3), &[1, 1]).with_strikes(&[1, 0]);
+        assert!(matches!(run.next(PLENTY), Action::Call { index: 1, .. }));
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub struct LedgerRead {
     pub delivered: HashSet<String>,
     /// Identities that could not be read, with why.
     pub unreadable: HashMap<String, PortError>,
+    /// Receives on which an identity failed on its own so far (only those with any).
+    pub strikes: HashMap<String, u32>,
 }
 
 /// Identities already delivered (within the dedup window).

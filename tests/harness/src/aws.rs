@@ -28,7 +28,6 @@ pub struct Emulator {
     pub scheduler: aws_sdk_scheduler::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
-    pub streams: aws_sdk_dynamodbstreams::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
 }
 
@@ -49,8 +48,16 @@ impl Emulator {
             scheduler: aws_sdk_scheduler::Client::new(&conf),
             lambda: aws_sdk_lambda::Client::new(&conf),
             iam: aws_sdk_iam::Client::new(&conf),
-            streams: aws_sdk_dynamodbstreams::Client::new(&conf),
             secrets: aws_sdk_secretsmanager::Client::new(&conf),
+        }
+    }
+
+    /// Whether the emulator is LocalStack (it answers its health endpoint).
+    pub async fn is_localstack(&self) -> bool {
+        let url = format!("{}/_localstack/health", self.endpoint);
+        match reqwest::get(&url).await {
+            Ok(r) => r.status().is_success(),
+            Err(_) => false,
         }
     }
 

@@ -112,7 +112,7 @@ pub async fn run(cfg: DemoConfig) -> Result<Value> {
     }
     println!("Steadfast demo: guarded delivery to an unreliable portal");
     println!(
-        "  starting the local stack (emulator {}, functions behind cargo lambda watch)…",
+        "  deploying the local stack to LocalStack at {} (CloudFormation; LocalStack runs the functions)…",
         crate::aws::Emulator::endpoint_from_env()
     );
     let l = Arc::new(
@@ -284,9 +284,9 @@ pub async fn run(cfg: DemoConfig) -> Result<Value> {
         "outage_s": cfg.outage.as_secs_f64(),
         "flaky_503s_absorbed_before_outage": in_process_retries,
         "portal_requests_total": seen.len(),
-        "processor_invocations": l.plumbing().invocations_of("processor"),
+        "processor_invocations": l.invocations_of("processor"),
         "mapping_max_concurrency": concurrency,
-        "close_invocations_from_timers": l.plumbing().invocations_of("close"),
+        "close_invocations": l.invocations_of("close"),
     });
     println!("\nSummary (counted at the fake portal, on the bus and in the queues):");
     println!("  orders sent                {}", cfg.orders);

@@ -204,8 +204,8 @@ pub async fn run(cfg: InboxDemoConfig) -> Result<Value> {
         "gate_resumes": resumes,
         "inbox_calls_while_portal_down": halted_calls,
         "outage_s": cfg.outage.as_secs_f64(),
-        "receiver_invocations": l.plumbing().invocations_of("inbox-receiver"),
-        "processor_invocations": l.plumbing().invocations_of("inbox-processor"),
+        "receiver_invocations": l.invocations_of("inbox-receiver"),
+        "processor_invocations": l.invocations_of("inbox-processor"),
         "elapsed_s": start.elapsed().as_secs_f64(),
     });
     println!("\nSummary (counted at the portal, in the inbox table and on the parking queue):");

@@ -250,8 +250,8 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
         "p50_latency_ms_bus_healthy": percentile(&lat_healthy, 0.5),
         "p99_latency_ms_bus_healthy": percentile(&lat_healthy, 0.99),
         "outage_s": cfg.outage.as_secs_f64(),
-        "relay_invocations": l.plumbing().invocations_of("outbox-relay"),
-        "stream_records_to_relay": load(&l.plumbing().counters.stream_records),
+        "relay_invocations": l.invocations_of("outbox-relay"),
+        "stream_records_to_relay": l.log_sum("outbox-relay", "relay run done", "from_stream")?,
     });
     let ms = |v: Option<u64>| v.map(|x| format!("{x} ms")).unwrap_or_else(|| "-".into());
     println!("\nSummary (counted at the consumer queue, in the outbox and at the fault proxy):");

@@ -196,18 +196,7 @@ mod tests {
         let t =
             crate::template::Template::load(&crate::workspace_root().join("infra/template.yaml"))
                 .expect("template");
-        let given = std::collections::HashMap::from([
-            ("PortalUrl".to_owned(), "https://portal.example".to_owned()),
-            (
-                "PortalProbeUrl".to_owned(),
-                "https://portal.example/health".to_owned(),
-            ),
-            (
-                "TargetUrl".to_owned(),
-                "https://portal.example/orders".to_owned(),
-            ),
-        ]);
-        let entities = t.parameters(&given).expect("parameters")["InboxEntities"].clone();
+        let entities = t.parameter_default("InboxEntities").expect("InboxEntities");
         InboxConfig::parse("/entity", &entities, 350_000).expect("the default entities parse")
     }
 

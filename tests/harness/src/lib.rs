@@ -1,16 +1,16 @@
-//! The local stack of Steadfast (DESIGN §6): everything AWS would do for the functions, on one
-//! machine, against LocalStack or moto.
+//! The local stack of Steadfast (DESIGN §6): the deployed template on LocalStack, and what a
+//! user's environment would add around it.
 //!
-//! - [`template`] reads `infra/template.yaml` and resolves its intrinsic functions;
-//! - [`stack`] provisions a uniquely named copy of it in the emulator;
-//! - [`watch`] runs the functions' real binaries behind `cargo lambda watch`;
-//! - [`plumbing`] polls the queues of every event source mapping that is Enabled in the
-//!   emulator, invokes the mapped function with a real SQS event and deletes what it did not
-//!   report as failed; fires due Scheduler schedules; feeds DynamoDB stream records to their
-//!   mapped functions; runs rate schedules (compressible);
+//! - [`stack`] deploys a uniquely named copy of `infra/template.yaml` through LocalStack's
+//!   CloudFormation with the functions' real code (`infra/local/deploy.py`); LocalStack runs
+//!   the functions as local processes (`infra/local/process_executor.py`) and drives them by
+//!   its own queue and stream mappings and async invokes;
+//! - [`schedules`] fires EventBridge Scheduler schedules, which no emulator does (one-time
+//!   probe timers, rate sweeps, compressible);
 //! - [`portal`] is the fake target API with fault modes, recording every request;
 //! - [`erp`] plays a noisy ERP for the inbox (copies, updates, late copies);
 //! - [`busproxy`] injects event-bus faults between the functions and the emulator;
+//! - [`template`] reads parameter defaults from the template;
 //! - [`local`] puts them together.
 
 pub mod aws;
@@ -20,11 +20,10 @@ pub mod demo_inbox;
 pub mod demo_outbox;
 pub mod erp;
 pub mod local;
-pub mod plumbing;
 pub mod portal;
+pub mod schedules;
 pub mod stack;
 pub mod template;
-pub mod watch;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

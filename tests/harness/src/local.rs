@@ -1,7 +1,8 @@
-//! One local stack: the fake portal, a uniquely named copy of the template in the emulator,
-//! the functions behind `cargo lambda watch`, the plumbing, and an observer queue that
-//! receives every event the functions put on the bus. Helpers read what tests and the demo
-//! need to count: queue depths, mapping state, the gate, events, parked messages.
+//! One local stack: the fake portal, a uniquely named copy of `infra/template.yaml` deployed
+//! to LocalStack through its CloudFormation with the functions' real code (LocalStack runs
+//! them), the Scheduler firing no emulator does, and an observer queue that receives every
+//! event the functions put on the bus. Helpers read what tests and the demo need to count:
+//! queue depths, mapping state, the gate, events, parked messages, the functions' own logs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -9,28 +10,30 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use serde_json::Value;
 
-use crate::aws::{describe, local_aws_env, Emulator};
+use crate::aws::{describe, Emulator};
 use crate::busproxy::BusProxy;
-use crate::plumbing::Plumbing;
 use crate::portal::Portal;
-use crate::stack::{provision, Stack};
-use crate::template::Template;
-use crate::watch::{free_port, Watch};
+use crate::schedules::Scheduler;
+use crate::stack::{deploy, Code, Stack};
 
 pub struct Options {
     /// Prefix of the unique stack name.
     pub prefix: String,
     /// Template parameters on top of the local defaults.
     pub parameters: HashMap<String, String>,
-    /// Instances per function behind `cargo lambda watch`.
-    pub concurrency: u32,
     /// Run `rate(...)` schedules at this period instead (time compression). Default 2 s.
     pub rate_every: Option<Duration>,
     /// Function environment on top of the template's and the local stack's.
     pub env: Vec<(String, String)>,
+    /// How the functions get their code. Default [`Code::Dir`].
+    pub code: Code,
+    /// Serve the fake portal and point the stack at it. Default true; `false` needs
+    /// `TargetUrl`, `PortalUrl` and `PortalProbeUrl` in `parameters`.
+    pub portal: bool,
 }
 
 impl Default for Options {
@@ -38,9 +41,10 @@ impl Default for Options {
         Options {
             prefix: "sf".into(),
             parameters: HashMap::new(),
-            concurrency: 4,
             rate_every: Some(Duration::from_secs(2)),
             env: vec![],
+            code: Code::Dir,
+            portal: true,
         }
     }
 }
@@ -57,8 +61,7 @@ pub struct Local {
     pub emu: Emulator,
     pub stack: Stack,
     pub portal: Portal,
-    pub watch: Watch,
-    pub plumbing: Option<Plumbing>,
+    pub scheduler: Option<Scheduler>,
     pub observer_url: String,
     /// The fault-injecting proxy every function reaches EventBridge through.
     pub bus: BusProxy,
@@ -91,16 +94,24 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
 }
 
+/// Where LocalStack's process executor appends each function's output.
+pub fn lambda_log_dir() -> std::path::PathBuf {
+    crate::workspace_root().join("target/steadfast/lambda-logs")
+}
+
 impl Local {
     pub async fn up(opts: Options) -> Result<Local> {
         let endpoint = Emulator::endpoint_from_env();
         let emu = Emulator::connect(&endpoint).await;
+        if !emu.is_localstack().await {
+            bail!(
+                "the local stack runs on LocalStack (its Lambda runs the functions); {endpoint} is not LocalStack"
+            );
+        }
         let portal = Portal::start(0).await?;
         let name = unique(&opts.prefix);
-        let mut params: HashMap<String, String> = HashMap::from([
+        let mut params: BTreeMap<String, String> = BTreeMap::from([
             ("TargetName".into(), name.clone()),
-            ("TargetUrl".into(), portal.orders_url()),
-            ("ProbeUrl".into(), portal.health_url()),
             ("AllowInsecureHttp".into(), "true".into()),
             ("OrdersVisibilityTimeout".into(), "5".into()),
             ("BackoffBaseSeconds".into(), "1".into()),
@@ -110,14 +121,33 @@ impl Local {
             ("OutboxRetryBaseSeconds".into(), "1".into()),
             ("OutboxRetryCapSeconds".into(), "4".into()),
             ("OutboxMaxAttempts".into(), "10".into()),
-            ("PortalUrl".into(), portal.inbox_url()),
-            ("PortalProbeUrl".into(), portal.health_url()),
             ("ErpRecordsVisibilityTimeout".into(), "10".into()),
             ("InboxLeaseSeconds".into(), "10".into()),
         ]);
+        if opts.portal {
+            params.insert("TargetUrl".into(), portal.orders_url());
+            params.insert("ProbeUrl".into(), portal.health_url());
+            params.insert("PortalUrl".into(), portal.inbox_url());
+            params.insert("PortalProbeUrl".into(), portal.health_url());
+        }
         params.extend(opts.parameters);
-        let template = Template::load(&crate::workspace_root().join("infra/template.yaml"))?;
-        let stack = provision(&emu, &template, &name, &params).await?;
+
+        // Every function reaches EventBridge through the fault-injecting proxy.
+        let bus_proxy = BusProxy::start(&endpoint).await?;
+        let mut env: BTreeMap<String, String> = BTreeMap::from([
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), bus_proxy.url.clone()),
+            (
+                "RUST_LOG".into(),
+                std::env::var("FUNCTION_LOG").unwrap_or_else(|_| "info".into()),
+            ),
+            ("TARGET_TIMEOUT_SECONDS".into(), "3".into()),
+        ]);
+        env.extend(opts.env);
+        let stack = {
+            let (name, params, code) = (name.clone(), params.clone(), opts.code);
+            tokio::task::spawn_blocking(move || deploy(&name, &params, &env, code)).await??
+        };
+        tracing::info!(stack = %name, seconds = stack.seconds, "stack deployed");
 
         // Observer: every event on the stack's bus lands on a queue of its own.
         let bus = stack.reference("EventBus")?.to_owned();
@@ -143,55 +173,12 @@ impl Local {
             .send()
             .await
             .map_err(|e| anyhow!("PutTargets: {}", describe(&e)))?;
-
-        let bus_proxy = BusProxy::start(&endpoint).await?;
-        let port = free_port()?;
-        let mut env: BTreeMap<String, String> = stack.merged_env()?;
-        env.extend(local_aws_env(&endpoint));
-        // EventBridge only, through the fault-injecting proxy (the SDK's per-service endpoint).
-        env.insert("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), bus_proxy.url.clone());
-        for (k, v) in [
-            (
-                "LAMBDA_INVOKE_ENDPOINT_URL",
-                format!("http://127.0.0.1:{port}"),
-            ),
-            ("CLOSE_FUNCTION", "close".into()),
-            ("BACKOFF_FUNCTION", "backoff".into()),
-            ("OPEN_FUNCTION", "open".into()),
-            (
-                "RUST_LOG",
-                std::env::var("FUNCTION_LOG").unwrap_or_else(|_| "info".into()),
-            ),
-            ("TARGET_TIMEOUT_SECONDS", "3".into()),
-            // cargo lambda watch sends no usable deadline; the processor's own timeout stands in.
-            (
-                "INVOCATION_TIMEOUT_SECONDS",
-                stack
-                    .functions
-                    .iter()
-                    .find(|f| f.binary == "processor")
-                    .map(|f| f.timeout_s)
-                    .unwrap_or(30)
-                    .to_string(),
-            ),
-        ] {
-            env.insert(k.into(), v);
-        }
-        env.extend(opts.env);
-        let timeout_s = stack
-            .functions
-            .iter()
-            .map(|f| f.timeout_s)
-            .max()
-            .unwrap_or(30);
-        let watch = Watch::start(port, &env, &name, opts.concurrency, timeout_s)?;
-        let plumbing = Plumbing::start(&emu, &stack, &watch.endpoint, opts.rate_every);
+        let scheduler = Scheduler::start(&emu, &stack, opts.rate_every);
         Ok(Local {
             emu,
             stack,
             portal,
-            watch,
-            plumbing: Some(plumbing),
+            scheduler: Some(scheduler),
             observer_url,
             bus: bus_proxy,
             events: Mutex::new(vec![]),
@@ -199,37 +186,43 @@ impl Local {
         })
     }
 
+    /// Stops the local parts and deletes the stack (LocalStack then stops its functions).
     pub async fn down(mut self) {
-        if let Some(p) = self.plumbing.take() {
-            p.stop().await;
+        if let Some(s) = self.scheduler.take() {
+            s.stop().await;
         }
         self.portal.stop();
         self.bus.stop();
-        // Watch stops when dropped.
+        let name = self.stack.name.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::stack::delete(&name)).await;
     }
 
-    /// Invokes a function's binary directly (as a schedule or an operator would), returns its answer.
+    /// Invokes a function through LocalStack's Lambda Invoke API (RequestResponse), as
+    /// `aws lambda invoke` does; its answer, or an error with the function's error payload.
     pub async fn invoke(&self, binary: &str, event: &Value) -> Result<Value> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()?;
-        let url = format!(
-            "{}/2015-03-31/functions/{binary}/invocations",
-            self.watch.endpoint
-        );
-        crate::plumbing::invoke_json(&http, &url, Duration::from_secs(120), event)
+        let f = self.stack.function(binary)?;
+        let out = self
+            .emu
+            .lambda
+            .invoke()
+            .function_name(&f.name)
+            .payload(Blob::new(event.to_string()))
+            .send()
             .await
-            .map_err(|e| anyhow!("invoke {binary}: {e}"))
+            .map_err(|e| anyhow!("Invoke {}: {}", f.name, describe(&e)))?;
+        let payload = out
+            .payload
+            .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
+            .unwrap_or_default();
+        if let Some(kind) = out.function_error {
+            bail!("{} answered {kind}: {payload}", f.name);
+        }
+        Ok(serde_json::from_str(&payload).unwrap_or(Value::String(payload)))
     }
 
-    /// Turns a function's stream mapping on or off in the emulator (the plumbing follows).
+    /// Turns a function's stream mapping on or off in the emulator, and waits until it says so.
     pub async fn set_stream_enabled(&self, binary: &str, enabled: bool) -> Result<()> {
-        let m = self
-            .stack
-            .streams
-            .iter()
-            .find(|m| m.function.binary == binary)
-            .ok_or_else(|| anyhow!("no stream mapping for {binary}"))?;
+        let m = self.stack.stream_of(binary)?;
         self.emu
             .lambda
             .update_event_source_mapping()
@@ -255,13 +248,57 @@ impl Local {
             },
         )
         .await?;
-        // The plumbing reads the state every 500 ms.
-        tokio::time::sleep(Duration::from_millis(800)).await;
         Ok(())
     }
 
-    pub fn plumbing(&self) -> &Plumbing {
-        self.plumbing.as_ref().expect("plumbing running")
+    /// The JSON lines a function of this stack wrote so far (its own log, as LocalStack's
+    /// process executor kept it), e.g. to count what it reported per invocation.
+    pub fn function_log(&self, binary: &str) -> Result<Vec<Value>> {
+        let f = self.stack.function(binary)?;
+        let path = lambda_log_dir().join(format!("{}.log", f.name));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+
+    /// How many times LocalStack invoked a function of this stack so far.
+    pub fn invocations_of(&self, binary: &str) -> u64 {
+        let Ok(f) = self.stack.function(binary) else {
+            return 0;
+        };
+        let path = lambda_log_dir().join(format!("{}.log", f.name));
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("START RequestId"))
+            .count() as u64
+    }
+
+    /// The sum of a numeric field over a function's log lines with this message.
+    pub fn log_sum(&self, binary: &str, message: &str, field: &str) -> Result<u64> {
+        Ok(self
+            .function_log(binary)?
+            .iter()
+            .filter(|l| l["fields"]["message"] == message)
+            .filter_map(|l| l["fields"][field].as_u64())
+            .sum())
+    }
+
+    /// Schedules fired so far (one-time probes, and rate sweeps).
+    pub fn schedules_fired(&self) -> (u64, u64) {
+        self.scheduler.as_ref().map_or((0, 0), |s| {
+            (
+                s.counters
+                    .schedules_fired
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                s.counters
+                    .rate_ticks
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
     }
 
     pub fn queue_url(&self, logical: &str) -> Result<String> {
@@ -646,8 +683,9 @@ impl Local {
             }
             if start.elapsed() > limit {
                 bail!(
-                    "timed out after {limit:?} waiting for: {what}; function logs: {}",
-                    self.watch.log.display()
+                    "timed out after {limit:?} waiting for: {what}; function logs: {}/{}-*.log",
+                    lambda_log_dir().display(),
+                    self.stack.name
                 );
             }
             tokio::time::sleep(every).await;

@@ -1,6 +1,6 @@
-//! End-to-end tests of pipeline A against the emulator (LocalStack by default, moto with
-//! `EMULATOR=moto`): the real function binaries behind `cargo lambda watch`, the plumbing, the
-//! fake portal with injected faults. Each test provisions its own uniquely named stack.
+//! End-to-end tests of pipeline A on the deployed template in LocalStack: LocalStack runs the
+//! real function binaries, drives them by its own mappings and async invokes, and the fake
+//! portal injects the faults. Each test deploys its own uniquely named stack.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -254,7 +254,7 @@ async fn a_429_is_retried_after_its_retry_after_and_a_redelivered_order_is_not_s
     l.send(&[order("R-1")]).await?;
     l.wait_for("the resend consumed", Duration::from_secs(30), || async {
         let (v, f, _) = l.depth("OrdersQueue").await?;
-        Ok(v + f == 0 && l.plumbing().invocations_of("processor") >= 2)
+        Ok(v + f == 0 && l.invocations_of("processor") >= 2)
     })
     .await?;
     // THEN the ledger stops it: the portal sees no new request
@@ -268,15 +268,13 @@ async fn ten_concurrent_trips_make_one_halt_and_a_duplicated_timer_makes_no_seco
 ) -> Result<()> {
     // Long delays so the chain is easy to observe: the first probe only after 20 s.
     let l = up(&[("BackoffBaseSeconds", "20"), ("BackoffCapSeconds", "40")]).await?;
-    let http = reqwest::Client::new();
-    let url = l.watch.invoke_url("close");
     let trip = json!({"kind": "trip", "target": l.stack.name, "reason": "test"});
-    // WHEN ten trip requests arrive at once
-    let calls: Vec<_> = (0..10)
-        .map(|_| http.post(&url).json(&trip).send())
+    // WHEN ten trip requests arrive at once, through LocalStack's Invoke API
+    let answers = futures::future::join_all((0..10).map(|_| l.invoke("close", &trip))).await;
+    let done: Vec<String> = answers
+        .into_iter()
+        .map(|a| a.map(|v| v.to_string()).unwrap_or_else(|e| e.to_string()))
         .collect();
-    let answers = futures_join(calls).await;
-    let done: Vec<String> = answers.into_iter().map(|a| a.unwrap_or_default()).collect();
     // THEN exactly one halted; the others did nothing
     assert_eq!(
         done.iter().filter(|d| d.contains("Halted")).count(),
@@ -361,11 +359,7 @@ async fn long_delays_go_through_a_scheduler_schedule_that_targets_the_timers_que
     .await?;
     // probe 0 after 1 s (queue) fails; probe 1 in 2 s goes through a schedule
     l.wait_for("a schedule fired", Duration::from_secs(30), || async {
-        Ok(l.plumbing()
-            .counters
-            .schedules_fired
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1)
+        Ok(l.schedules_fired().0 >= 1)
     })
     .await?;
     l.portal.set(Mode::Up);
@@ -382,26 +376,13 @@ async fn long_delays_go_through_a_scheduler_schedule_that_targets_the_timers_que
         .await?
         .schedules
         .into_iter()
-        .filter(|s| s.name.as_deref().is_some_and(|n| n.contains(&l.stack.name)))
+        .filter(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("probe-") && n.contains(&l.stack.name))
+        })
         .count();
-    assert_eq!(left, 0, "no schedule of this stack left");
+    assert_eq!(left, 0, "no probe schedule of this stack left");
     l.down().await;
     Ok(())
-}
-
-async fn futures_join(
-    calls: Vec<
-        impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + Send + 'static,
-    >,
-) -> Vec<Option<String>> {
-    let handles: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for h in handles {
-        let body = match h.await {
-            Ok(Ok(r)) => r.text().await.ok(),
-            _ => None,
-        };
-        out.push(body);
-    }
-    out
 }

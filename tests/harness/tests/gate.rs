@@ -1,5 +1,5 @@
-//! End-to-end tests of the self-healing gate (pipeline A) against the emulator: the faults an
-//! outside API really produces — a maintenance window announced by Retry-After, an expired
+//! End-to-end tests of the self-healing gate (pipeline A) on the deployed template in
+//! LocalStack: the faults an outside API really produces — a maintenance window announced by Retry-After, an expired
 //! token, a poison order, an over-long identity — and the crash states the watchdog repairs.
 //! Each test provisions its own uniquely named stack.
 
@@ -214,11 +214,7 @@ async fn an_over_long_identity_and_a_malformed_body_are_parked_and_their_batch_m
             .is_some_and(|a| a.ends_with("-orders"))
         && p["message_id"].as_str().is_some_and(|m| !m.is_empty())));
     assert_each_created_once(&l, &good);
-    let handed_back = l
-        .plumbing()
-        .counters
-        .messages_handed_back
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let handed_back = l.log_sum("processor", "batch done", "handed_back")?;
     assert_eq!(handed_back, 0, "nothing handed back, let alone twice");
     l.down().await;
     Ok(())

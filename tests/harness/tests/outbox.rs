@@ -122,11 +122,7 @@ async fn applications_are_published_once_resubmissions_add_nothing_and_bad_ones_
     );
     assert!(parked.iter().all(|p| p["source"] == "applications"));
     // AND the normal path was the stream, not the sweep
-    let stream_records = l
-        .plumbing()
-        .counters
-        .stream_records
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let stream_records = l.log_sum("outbox-relay", "relay run done", "from_stream")?;
     assert!(
         stream_records >= 30,
         "stream records handed to the relay: {stream_records}"

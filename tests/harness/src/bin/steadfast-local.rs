@@ -8,7 +8,7 @@ use steadfast_local::local::{order, Local, Options};
 
 #[derive(Parser)]
 #[command(
-    about = "Steadfast's local stack: the emulator provisioned from infra/template.yaml, the real function binaries, the plumbing and a fake portal"
+    about = "Steadfast's local stack: infra/template.yaml deployed to LocalStack with the real functions, Scheduler firing, and a fake portal"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,7 +44,8 @@ enum Command {
         #[arg(long, value_delimiter = ',', value_parser = ["breaker", "outbox", "inbox"])]
         only: Vec<String>,
     },
-    /// Starts a stack and keeps it running until Ctrl-C.
+    /// Deploys a stack and keeps it running until Ctrl-C. TARGET_URL, PROBE_URL, PORTAL_URL and
+    /// PORTAL_PROBE_URL point it at an API of your own (the fake portal otherwise).
     Stack,
     /// Sends N orders to a queue (e.g. the orders queue of a running stack).
     Send {
@@ -138,35 +139,7 @@ async fn main() -> Result<()> {
                 );
             }
         }
-        Command::Stack => {
-            let l = Local::up(Options {
-                prefix: "stack".into(),
-                ..Options::default()
-            })
-            .await?;
-            println!("Local stack {} is running (Ctrl-C stops it).", l.stack.name);
-            println!("  emulator       {}", l.emu.endpoint);
-            println!(
-                "  functions      {} (cargo lambda watch; logs: {})",
-                l.watch.endpoint,
-                l.watch.log.display()
-            );
-            println!("  fake portal    {}  (POST /_portal/mode {{\"mode\":\"down\"}}, GET /_portal/stats)", l.portal.url);
-            println!("  orders queue   {}", l.queue_url("OrdersQueue")?);
-            println!("  parking queue  {}", l.queue_url("ParkingQueue")?);
-            println!("  applications   {}", l.queue_url("ApplicationsQueue")?);
-            println!(
-                "  erp-records    {}  (inbox; deliveries at {}/{{entity}})",
-                l.queue_url("ErpRecordsQueue")?,
-                l.portal.inbox_url()
-            );
-            println!("\nSend orders from another terminal:");
-            println!("  cargo run -q -p steadfast-local --bin steadfast-local -- send --queue-url {} --count 10", l.queue_url("OrdersQueue")?);
-            println!("Take the portal down:\n  curl -s -XPOST {}/_portal/mode -H 'content-type: application/json' -d '{{\"mode\":\"down\"}}'", l.portal.url);
-            tokio::signal::ctrl_c().await?;
-            println!("stopping…");
-            l.down().await;
-        }
+        Command::Stack => stack().await?,
         Command::Send {
             queue_url,
             count,
@@ -187,5 +160,135 @@ async fn main() -> Result<()> {
             println!("sent {count} orders to {queue_url}");
         }
     }
+    Ok(())
+}
+
+/// `make stack`: deploys the template with the real zips, writes target/steadfast/stack.json,
+/// prints how to use it, and keeps the fake portal and the Scheduler firing until Ctrl-C.
+async fn stack() -> Result<()> {
+    let mut parameters = std::collections::HashMap::new();
+    for (var, param) in [
+        ("TARGET_URL", "TargetUrl"),
+        ("PROBE_URL", "ProbeUrl"),
+        ("PORTAL_URL", "PortalUrl"),
+        ("PORTAL_PROBE_URL", "PortalProbeUrl"),
+    ] {
+        if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+            parameters.insert(param.to_owned(), v);
+        }
+    }
+    let own_api = parameters.contains_key("TargetUrl");
+    if own_api && !parameters.contains_key("ProbeUrl") {
+        // No health URL: probe with a real queued order (ProbeMode auto).
+        parameters.insert("ProbeUrl".to_owned(), String::new());
+    }
+    println!("Deploying infra/template.yaml to LocalStack (CloudFormation, the functions' zips)…");
+    let l = Local::up(Options {
+        prefix: "stack".into(),
+        parameters,
+        rate_every: None,
+        code: steadfast_local::stack::Code::Zip,
+        ..Options::default()
+    })
+    .await?;
+    let dir = steadfast_local::workspace_root().join("target/steadfast");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("stack.json");
+    let functions: serde_json::Map<String, serde_json::Value> = l
+        .stack
+        .functions
+        .iter()
+        .map(|(b, f)| (b.clone(), f.name.clone().into()))
+        .collect();
+    let resources: serde_json::Map<String, serde_json::Value> = l
+        .stack
+        .resources
+        .iter()
+        .map(|(k, r)| {
+            (
+                k.clone(),
+                serde_json::json!({"type": r.kind, "physical": r.physical, "arn": r.arn}),
+            )
+        })
+        .collect();
+    let info = serde_json::json!({
+        "endpoint": l.emu.endpoint,
+        "stack": l.stack.name,
+        "outputs": l.stack.outputs,
+        "parameters": l.stack.parameters,
+        "functions": functions,
+        "resources": resources,
+        "portal": if own_api { serde_json::Value::Null } else { l.portal.url.clone().into() },
+        "function_logs": steadfast_local::local::lambda_log_dir(),
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&info)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let ep = &l.emu.endpoint;
+    let orders = l.queue_url("OrdersQueue")?;
+    println!(
+        "\nStack {} is deployed ({:.1} s); LocalStack runs its functions. Ctrl-C stops it.",
+        l.stack.name, l.stack.seconds
+    );
+    println!("  written        target/steadfast/stack.json (endpoint, outputs, function names)");
+    if own_api {
+        println!(
+            "  target         {}",
+            l.stack
+                .parameters
+                .get("TargetUrl")
+                .cloned()
+                .unwrap_or_default()
+        );
+    } else {
+        println!(
+            "  fake portal    {}  (POST /_portal/mode {{\"mode\":\"down\"}}, GET /_portal/stats)",
+            l.portal.url
+        );
+    }
+    println!(
+        "  function logs  {}/{}-*.log (and CloudWatch Logs in LocalStack)",
+        steadfast_local::local::lambda_log_dir().display(),
+        l.stack.name
+    );
+    println!("\nWith the AWS CLI (any credentials, region us-east-1):");
+    println!("  # send an order");
+    println!("  aws --endpoint-url {ep} sqs send-message --queue-url {orders} \\\n      --message-body '{{\"orderId\":\"A-1\",\"sku\":\"SKU-1\",\"quantity\":2}}'");
+    if !own_api {
+        println!("  # see it at the portal");
+        println!("  curl -s {}/_portal/stats", l.portal.url);
+    }
+    println!("  # invoke a function (for example resume a halted flow: open)");
+    for (binary, example) in [
+        (
+            "open",
+            format!(
+                "{{\"target\":\"{}\"}}",
+                l.stack
+                    .parameters
+                    .get("TargetName")
+                    .cloned()
+                    .unwrap_or_default()
+            ),
+        ),
+        ("close", "{\"kind\":\"watchdog\"}".to_owned()),
+    ] {
+        let f = l.stack.function(binary)?;
+        println!("  aws --endpoint-url {ep} lambda invoke --function-name {} \\\n      --cli-binary-format raw-in-base64-out --payload '{example}' /dev/stdout", f.name);
+    }
+    println!(
+        "  # the other functions: {}",
+        l.stack
+            .functions
+            .values()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  # an application (outbox), an ERP record (inbox)");
+    println!("  aws --endpoint-url {ep} sqs send-message --queue-url {} --message-body file://tests/fixtures/application.json", l.queue_url("ApplicationsQueue")?);
+    println!("  aws --endpoint-url {ep} sqs send-message --queue-url {} --message-body file://tests/fixtures/erp-record.json", l.queue_url("ErpRecordsQueue")?);
+    tokio::signal::ctrl_c().await?;
+    println!("stopping…");
+    l.down().await;
     Ok(())
 }
