@@ -712,7 +712,10 @@ mod tests {
         let (r, tally) = p
             .handle(&cfg(5), event_with(&[(r#"{"orderId":"1"}"#, 3)]), later())
             .await;
-        assert!(!tally.tripped, "a known poison order alone is its own problem");
+        assert!(
+            !tally.tripped,
+            "a known poison order alone is its own problem"
+        );
         assert_eq!(failed(&r), vec!["m0"]);
         assert_eq!(p.ledger.2.lock().unwrap()["orders/1"], 2);
         // while a fresh order failing alone still halts the flow

@@ -92,6 +92,22 @@ async fn an_outage_halts_the_flow_probes_with_doubling_delays_and_resumes_exactl
         30,
         "every order of the outage is still queued"
     );
+    // AND LocalStack's disabled mapping no longer consumes the queue: nothing in flight, and
+    // the processor is not invoked, over a few seconds
+    let invoked = l.invocations_of("processor");
+    l.wait_for("no order in flight", Duration::from_secs(15), || async {
+        Ok(l.depth("OrdersQueue").await?.1 == 0)
+    })
+    .await?;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (v, f, _) = l.depth("OrdersQueue").await?;
+        assert_eq!((v, f), (30, 0), "queued, and nobody receiving");
+    }
+    assert!(
+        l.invocations_of("processor") <= invoked + 1,
+        "the processor is not invoked while the mapping is disabled"
+    );
     let probes: Vec<u64> = l
         .portal
         .seen()
@@ -383,6 +399,66 @@ async fn long_delays_go_through_a_scheduler_schedule_that_targets_the_timers_que
         })
         .count();
     assert_eq!(left, 0, "no probe schedule of this stack left");
+    l.down().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_functions_answer_the_invoke_api_as_on_aws_and_a_timeout_ends_the_invocation(
+) -> Result<()> {
+    // GIVEN a stack probing by message, with the orders mapping off and one order queued, and
+    // a portal that answers after 45 s while close may run 30 s
+    let l = Local::up(Options {
+        prefix: "t".into(),
+        parameters: [("ProbeUrl", ""), ("ProbeMode", "message")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        env: vec![("TARGET_TIMEOUT_SECONDS".into(), "60".into())],
+        ..Options::default()
+    })
+    .await?;
+    // WHEN a function is invoked with a request it refuses, through LocalStack's Invoke API
+    let refused = l.invoke("open", &json!({"target": "no-such-target"})).await;
+    // THEN it answers an Unhandled function error with its message, as Lambda does
+    let e = refused.expect_err("refused").to_string();
+    assert!(
+        e.contains("answered Unhandled") && e.contains("not a guarded target"),
+        "{e}"
+    );
+    // AND a request it understands gets its answer
+    let watched = l.invoke("close", &json!({"kind": "watchdog"})).await?;
+    assert!(
+        watched["done"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Watched")),
+        "{watched}"
+    );
+
+    // WHEN close probes through an order the portal holds past close's 30 s timeout
+    l.set_mapping_enabled("processor", false).await?;
+    l.send(&[order("SLOW-1")]).await?;
+    let mut gate = steadfast_domain::Gate::new(l.stack.name.clone())
+        .trip(steadfast_local::now_ms(), "test", false, 0)
+        .expect("trip");
+    gate.next_probe_at_ms = steadfast_local::now_ms() + 3_600_000;
+    l.put_gate(&gate).await?;
+    l.portal.set(Mode::Slow { delay_ms: 45_000 });
+    let started = std::time::Instant::now();
+    let probe = json!({"kind": "probe", "target": l.stack.name, "epoch": 1, "attempt": 0});
+    let timed_out = l.invoke("close", &probe).await;
+    // THEN the invocation is ended at the timeout and reports it
+    let e = timed_out.expect_err("timed out").to_string();
+    let took = started.elapsed();
+    assert!(e.contains("Task timed out after 30.00 seconds"), "{e}");
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(40),
+        "{took:?}"
+    );
+    // AND the function runs again afresh on the next invocation
+    l.portal.set(Mode::Up);
+    let again = l.invoke("close", &json!({"kind": "watchdog"})).await?;
+    assert!(again["done"].as_str().is_some(), "{again}");
     l.down().await;
     Ok(())
 }

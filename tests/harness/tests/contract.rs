@@ -155,7 +155,11 @@ async fn the_ledger_remembers_deliveries_counts_strikes_and_reports_unreadable_k
         vec!["orders/1"]
     );
     assert!(read.unreadable.is_empty());
-    assert_eq!(read.strikes.get("orders/2"), Some(&2), "strikes are read with deliveries");
+    assert_eq!(
+        read.strikes.get("orders/2"),
+        Some(&2),
+        "strikes are read with deliveries"
+    );
     // a key DynamoDB refuses (over 2 048 bytes) affects only itself, and says it never works
     let long = format!("orders/{}", "x".repeat(3000));
     let read = ledger
@@ -163,7 +167,10 @@ async fn the_ledger_remembers_deliveries_counts_strikes_and_reports_unreadable_k
         .await;
     assert!(read.delivered.contains("orders/1"), "{read:?}");
     if e.is_localstack().await {
-        let err = read.unreadable.get(&long).expect("the long key is reported");
+        let err = read
+            .unreadable
+            .get(&long)
+            .expect("the long key is reported");
         assert!(err.is_invalid(), "{err}");
     } else {
         // moto does not enforce DynamoDB's key size limit; LocalStack's DynamoDB Local does.
