@@ -286,7 +286,7 @@ pub async fn run(cfg: DemoConfig) -> Result<Value> {
         "portal_requests_total": seen.len(),
         "processor_invocations": l.invocations_of("processor"),
         "mapping_max_concurrency": concurrency,
-        "close_invocations": l.invocations_of("close"),
+        "close_invocations_from_timers": l.invocations_of("close"),
     });
     println!("\nSummary (counted at the fake portal, on the bus and in the queues):");
     println!("  orders sent                {}", cfg.orders);
