@@ -11,8 +11,7 @@ It also stops moto from invoking mapped functions itself. Without Docker it cann
 yet on every SendMessage it receives up to ten messages of a mapped queue and puts them back,
 raising their receive counts until the redrive policy moves them to the dead-letter queue; and
 for a mapped table it drops the stream's records after trying. The event source mappings stay
-moto's (created, listed, enabled, disabled); the local plumbing reads the queues and streams and
-invokes the real binaries, as it does with LocalStack.
+moto's (created, listed, enabled, disabled): the adapters' contract tests use them.
 
 Usage: python moto_launcher.py HOST PORT
 """

@@ -1,7 +1,8 @@
-//! End-to-end tests of pipeline C (inbox) against the emulator: the real inbox-receiver and
-//! inbox-processor binaries, the table's stream and the processor's schedule fed by the
-//! plumbing, the same gate (and close/open/backoff) as the guarded-delivery pipeline, and the
-//! fake portal counting every record delivery. Each test provisions its own uniquely named stack.
+//! End-to-end tests of pipeline C (inbox) on the deployed template in LocalStack: the real
+//! inbox-receiver and inbox-processor binaries run by LocalStack, fed by its queue and stream
+//! mappings (and the processor's schedule, fired locally), the portal's own gate (and
+//! close/open/backoff), and the fake portal counting every record delivery. Each test deploys
+//! its own uniquely named stack.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;

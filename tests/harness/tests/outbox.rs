@@ -1,7 +1,8 @@
-//! End-to-end tests of pipeline B (transactional outbox) against the emulator: the real
-//! outbox-writer and outbox-relay binaries, the table's stream and the relay's schedule fed by
-//! the plumbing, bus faults injected by the proxy, and a consumer: the approval queue the
-//! template's rule delivers to. Each test provisions its own uniquely named stack.
+//! End-to-end tests of pipeline B (transactional outbox) on the deployed template in
+//! LocalStack: the real outbox-writer and outbox-relay binaries run by LocalStack, fed by its
+//! queue and stream mappings (and the relay's schedule, fired locally), bus faults injected by
+//! the proxy, and a consumer: the approval queue the template's rule delivers to. Each test
+//! deploys its own uniquely named stack.
 
 use std::collections::HashMap;
 use std::time::Duration;
