@@ -22,11 +22,12 @@ import hashlib
 import json
 import os
 import platform
-import re
 import sys
 import time
 
 import boto3
+import botocore.exceptions
+from samtranslator.yaml_helper import yaml_parse
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
@@ -46,17 +47,13 @@ def client(service):
     )
 
 
-def functions_of(template):
-    """The binary of every function, in template order (its Metadata names it)."""
-    return re.findall(r"BuildProperties:\s*\n\s*Binary:\s*(\S+)", template)
-
-
 def code_for(binary, mode, s3):
+    """Where a function's built code is: LocalStack's hot-reload folder or an uploaded zip."""
     folder = os.path.join(LAMBDA_DIR, binary)
     if mode == "dir":
         if not os.path.isfile(os.path.join(folder, "bootstrap")):
             sys.exit(f"{folder}/bootstrap is missing: run `make zips` first")
-        return f"\n        Bucket: hot-reload\n        Key: {folder}"
+        return {"Bucket": "hot-reload", "Key": folder}
     path = os.path.join(folder, "bootstrap.zip")
     if not os.path.isfile(path):
         sys.exit(f"{path} is missing: run `make zips` first")
@@ -67,31 +64,26 @@ def code_for(binary, mode, s3):
         s3.head_object(Bucket=BUCKET, Key=key)
     except s3.exceptions.ClientError:
         s3.put_object(Bucket=BUCKET, Key=key, Body=data)
-    return f" s3://{BUCKET}/{key}"
+    return f"s3://{BUCKET}/{key}"
 
 
 def local_template(mode, s3):
-    """infra/template.yaml with each function's CodeUri at its built code, for this host."""
+    """infra/template.yaml with each function's CodeUri at its built code, for this host's
+    architecture, as JSON. Nothing else changes: the stack is the one `sam deploy` creates."""
     with open(os.path.join(ROOT, "infra", "template.yaml")) as f:
-        body = f.read()
-    binaries = functions_of(body)
-    parts = body.split("CodeUri: ../")
-    if len(parts) != len(binaries) + 1:
-        sys.exit("every function needs Metadata.BuildProperties.Binary and CodeUri: ../")
-    out = parts[0]
-    for binary, rest in zip(binaries, parts[1:]):
-        out += "CodeUri:" + code_for(binary, mode, s3) + rest
+        template = yaml_parse(f.read())
+    binaries = []
+    for logical, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+        if not binary:
+            sys.exit(f"{logical} needs Metadata.BuildProperties.Binary (the binary cargo-lambda builds)")
+        resource["Properties"]["CodeUri"] = code_for(binary, mode, s3)
+        binaries.append(binary)
     arch = "x86_64" if platform.machine() in ("x86_64", "AMD64") else "arm64"
-    out = out.replace("Architectures: [arm64]", f"Architectures: [{arch}]")
-    # AWS names a schedule without a Name uniquely; LocalStack names it after the logical id,
-    # so a second stack's would clash: name each one after its stack here.
-    count = iter(range(1, 100))
-    out = re.sub(
-        r"\n(\s+)(\w+):\n\s+Type: ScheduleV2\n(\s+)Properties:\n",
-        lambda m: f"{m.group(0)}{m.group(3)}  Name: !Sub \"${{AWS::StackName}}-{m.group(2)}-{next(count)}\"\n",
-        out,
-    )
-    return out, binaries
+    template.setdefault("Globals", {}).setdefault("Function", {})["Architectures"] = [arch]
+    return json.dumps(template), binaries
 
 
 def set_env(name, env):
@@ -116,10 +108,10 @@ def deploy(name, params, env, mode="zip"):
     set_env(name, env)
     started = time.time()
     # Over CloudFormation's 51 200-byte inline limit: from S3, as `sam deploy` does.
-    s3.put_object(Bucket=BUCKET, Key=f"templates/{name}.yaml", Body=body.encode())
+    s3.put_object(Bucket=BUCKET, Key=f"templates/{name}.json", Body=body.encode())
     cfn.create_stack(
         StackName=name,
-        TemplateURL=f"{ENDPOINT}/{BUCKET}/templates/{name}.yaml",
+        TemplateURL=f"{ENDPOINT}/{BUCKET}/templates/{name}.json",
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
@@ -142,9 +134,14 @@ def deploy(name, params, env, mode="zip"):
         "mappings": [],
     }
     if status != "CREATE_COMPLETE":
+        if stack.get("StackStatusReason"):
+            info["failures"].append(f"{name}: {stack['StackStatusReason']}")
         for e in cfn.describe_stack_events(StackName=name)["StackEvents"]:
-            if e["ResourceStatus"].endswith("FAILED") and e.get("ResourceStatusReason"):
-                info["failures"].append(f"{e['LogicalResourceId']}: {e['ResourceStatusReason']}")
+            failed = "FAILED" in e["ResourceStatus"] or "ROLLBACK" in e["ResourceStatus"]
+            reason = e.get("ResourceStatusReason")
+            line = f"{e['LogicalResourceId']}: {reason}"
+            if failed and reason and line not in info["failures"]:
+                info["failures"].append(line)
         return info
     sqs, lam, ddb = client("sqs"), client("lambda"), client("dynamodb")
     for page in cfn.get_paginator("list_stack_resources").paginate(StackName=name):
@@ -200,7 +197,12 @@ def main():
         delete(a.name)
         return
     pairs = lambda items: dict(i.split("=", 1) for i in items)
-    info = deploy(a.name, pairs(a.param), pairs(a.env), a.code)
+    try:
+        info = deploy(a.name, pairs(a.param), pairs(a.env), a.code)
+    except botocore.exceptions.ClientError as e:
+        sys.exit(f"stack {a.name}: {e}")
+    except botocore.exceptions.EndpointConnectionError as e:
+        sys.exit(f"stack {a.name}: no emulator answers ({e}); start it with `infra/local/emulator.sh start`")
     text = json.dumps(info, indent=2)
     if a.out:
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

@@ -49,7 +49,14 @@ case "${1:-}" in
   endpoint) echo "$ENDPOINT" ;;
   start)
     if healthy "$HEALTH"; then
-      echo "==> $EMULATOR already running at $ENDPOINT; using it as it is" >&2
+      if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+        echo "==> $EMULATOR already running at $ENDPOINT; using it as it is" >&2
+      else
+        echo "==> warning: a $EMULATOR this checkout did not start answers at $ENDPOINT; using it as it is." >&2
+        if [ "$EMULATOR" = localstack ]; then
+          echo "    The functions run only if it was started by infra/local/localstack_launcher.py (see infra/local/emulator.sh)." >&2
+        fi
+      fi
       echo "$ENDPOINT"; exit 0
     fi
     if [ "$EMULATOR" = moto ]; then
@@ -73,19 +80,23 @@ case "${1:-}" in
           "$T/localstack-venv/bin/python" "$PROJ/infra/local/localstack_launcher.py" ) >"$RUN/localstack.log" 2>&1 &
       echo $! >"$PIDFILE"
     fi
+    # A start that fails ends what it started.
+    failed() { echo "$1" >&2; stop_and_wait "$(cat "$PIDFILE")"; rm -f "$PIDFILE"; exit 1; }
     for _ in $(seq 1 120); do
       if healthy "$HEALTH"; then
         if [ "$EMULATOR" = localstack ]; then
-          AWS_ENDPOINT_URL="$ENDPOINT" "$T/localstack-venv/bin/python" infra/local/warmup.py >&2
+          AWS_ENDPOINT_URL="$ENDPOINT" "$T/localstack-venv/bin/python" infra/local/warmup.py >&2 \
+            || failed "LocalStack's warm-up failed (above); log: .tools/run/localstack.log"
         fi
         echo "==> $EMULATOR up at $ENDPOINT" >&2; echo "$ENDPOINT"; exit 0
       fi
       if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-        echo "$EMULATOR exited during start; its log:" >&2; tail -n 40 "$RUN/$EMULATOR.log" >&2; exit 1
+        tail -n 40 "$RUN/$EMULATOR.log" >&2
+        failed "$EMULATOR exited during start; its log is above (.tools/run/$EMULATOR.log)"
       fi
       sleep 0.5
     done
-    echo "$EMULATOR did not answer at $HEALTH within 60 s; log: .tools/run/$EMULATOR.log" >&2; exit 1 ;;
+    failed "$EMULATOR did not answer at $HEALTH within 60 s; log: .tools/run/$EMULATOR.log" ;;
   stop)
     if [ -f "$PIDFILE" ]; then
       stop_and_wait "$(cat "$PIDFILE")"

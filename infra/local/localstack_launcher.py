@@ -7,10 +7,15 @@ Everything else stays LocalStack's own: event source mappings (SQS, DynamoDB str
 Disable/Enable, async invocations with their retries and DLQs, environment reuse and
 concurrency, CloudFormation. `get_runtime_executor` is imported by name where it is used, so it
 is replaced in each of those modules.
+
+One fix to LocalStack: its SAM transform sets and then removes AWS_DEFAULT_REGION in the
+process environment around each run, so two stacks created at once can see the region vanish
+mid-transform and fail with an empty reason. Transforms run one at a time here.
 """
 
 import os
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,6 +27,10 @@ from localstack.services.lambda_.invocation import (  # noqa: E402
     version_manager,
 )
 
+from localstack.services.cloudformation.engine.v2 import (  # noqa: E402
+    change_set_model_transform,
+)
+
 from process_executor import ProcessRuntimeExecutor  # noqa: E402
 
 
@@ -31,6 +40,19 @@ def _process_executor():
 
 for module in (runtime_executor, execution_environment, version_manager, provider):
     module.get_runtime_executor = _process_executor
+
+_transform = change_set_model_transform.ChangeSetModelTransform._apply_global_serverless_transformation
+_transform_lock = threading.Lock()
+
+
+def _one_transform_at_a_time(region_name, template, parameters):
+    with _transform_lock:
+        return _transform(region_name, template, parameters)
+
+
+change_set_model_transform.ChangeSetModelTransform._apply_global_serverless_transformation = staticmethod(
+    _one_transform_at_a_time
+)
 
 if __name__ == "__main__":
     runtime_main.main()

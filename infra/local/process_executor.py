@@ -32,6 +32,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from localstack.services.lambda_.invocation.executor_endpoint import StatusErrorException
 from localstack.services.lambda_.invocation.lambda_models import InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import RuntimeExecutor
 
@@ -84,7 +85,7 @@ class _RuntimeApi(BaseHTTPRequestHandler):
             if self.server.stopped:
                 return self._reply(410)
             try:
-                inv = executor.pending.get(timeout=0.5)
+                inv = self.server.pending.get(timeout=0.5)
                 break
             except queue.Empty:
                 continue
@@ -109,6 +110,8 @@ class _RuntimeApi(BaseHTTPRequestHandler):
             executor.init_error = body
             return self._reply(202)
         if len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
+            if self.server.stopped:
+                return self._reply(410)
             inv = executor.current
             if inv is None or inv.request_id != parts[1]:
                 return self._reply(400, b'{"errorMessage":"unknown request id"}')
@@ -148,7 +151,6 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.process = None
         self.server = None
         self.env = None
-        self.pending = queue.Queue()
         self.current = None
         self.ready = threading.Event()
         self.init_error = None
@@ -183,9 +185,12 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.server = _Server(("127.0.0.1", 0), _RuntimeApi)
         self.server.executor = self
         self.server.stopped = False
+        # Each process has its own queue: one killed while waiting cannot take the next event.
+        self.server.pending = queue.Queue()
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def _spawn(self):
+        self._kill()  # whatever is left of an earlier process, and its server
         self._serve()
         code = Path(self.function_version.config.code.get_unzipped_code_location())
         env = dict(self.env)
@@ -216,17 +221,37 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         deadline = time.monotonic() + STARTUP_SECONDS
         while not self.ready.wait(0.05):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                why = (self.init_error or b"").decode("utf-8", "replace")
+                # As Lambda: the init failed, an Unhandled function error (not a service error).
+                code = self.process.poll()
+                detail = (self.init_error or b"").decode("utf-8", "replace")
                 self._kill()
-                raise RuntimeError(
-                    f"{self.function_name}: bootstrap did not start (exit {self.process.returncode}) {why}"
-                    f"\n{self.get_logs()[-2000:]}"
+                LOG.warning("%s: init failed (%s)\n%s", self.function_name, detail, self.get_logs()[-2000:])
+                raise StatusErrorException(
+                    f"{self.function_name}: init failed",
+                    payload=self.init_failure(code, detail),
                 )
         self.init_ms = (time.monotonic() - self.started_at) * 1000
         line = f"INIT {self.function_name} pid {self.process.pid}: ready after {self.init_ms:.1f} ms\n"
         LOG.info(line.strip())
         if sink:
             sink.write(line)
+
+    @staticmethod
+    def _exit_text(code):
+        if code is None:
+            return "Runtime failed to start within 20 seconds"
+        if code < 0:
+            return f"Runtime exited with error: signal: {signal.Signals(-code).name.lower().removeprefix('sig')}"
+        return f"Runtime exited with error: exit status {code}"
+
+    def init_failure(self, code, detail):
+        if detail:
+            try:
+                json.loads(detail)
+                return detail.encode()  # the runtime's own init/error report
+            except ValueError:
+                pass
+        return json.dumps({"errorType": "Runtime.ExitError", "errorMessage": self._exit_text(code)}).encode()
 
     def _kill(self):
         if self.server is not None and not self.server.stopped:
@@ -272,7 +297,10 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         timeout = int(self.function_version.config.timeout)
         init_ms = None
         if self.process is None or self.process.poll() is not None:
-            self._spawn()  # a cold start after a timeout or a crash
+            try:
+                self._spawn()  # a cold start after a timeout or a crash
+            except StatusErrorException as e:
+                return InvocationResult(request_id, e.payload, is_error=True, logs=self.get_logs()[-4000:])
             init_ms = self.init_ms
         elif self.init_ms is not None:
             init_ms, self.init_ms = self.init_ms, None
@@ -287,7 +315,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             payload.get("trace-id", ""),
             int((time.time() + timeout) * 1000),
         )
-        self.pending.put(inv)
+        self.server.pending.put(inv)
         while not inv.done.wait(0.05):
             if time.monotonic() - started > timeout:
                 self._kill()
@@ -305,7 +333,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                 body = json.dumps(
                     {
                         "errorType": "Runtime.ExitError",
-                        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}",
+                        "errorMessage": f"RequestId: {request_id} Error: {self._exit_text(code)}",
                     }
                 ).encode()
                 return self._result(request_id, body, True, first_line, started, init_ms)
@@ -329,8 +357,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms is not None else ""
         report = (
             f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
-            f"Memory Size: {self.function_version.config.memory_size} MB{init}"
-            f"{chr(9) + 'Status: error' if is_error else ''}\n"
+            f"Memory Size: {self.function_version.config.memory_size} MB{init}\n"
         )
         self._frame(report)
         logs = (

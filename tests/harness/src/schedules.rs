@@ -2,9 +2,10 @@
 //! schedules. The stack's schedules are read through the Scheduler API, as deployed by
 //! CloudFormation, and acted on as Scheduler would:
 //! - a one-time `at(...)` schedule whose time has come sends its input to its target (the
-//!   timers queue) and is deleted when its ActionAfterCompletion says DELETE;
+//!   timers queue) once, and is deleted when its ActionAfterCompletion says DELETE;
 //! - a `rate(...)` schedule invokes its target function asynchronously (InvocationType Event)
-//!   with its input, at its own period or, for tests and the demo, a compressed one.
+//!   with its input, at its own period or, for tests and the demo, a compressed one;
+//! - a DISABLED schedule does not fire.
 //!
 //! Everything else (queue and stream mappings, async invokes, their retries) is LocalStack's.
 
@@ -106,6 +107,10 @@ async fn run(
     let started = Instant::now();
     // Next firing of each rate schedule, by name.
     let mut next_rate: HashMap<String, Instant> = HashMap::new();
+    // One-time schedules already fired, with the version (expression, last change) they fired
+    // for: a schedule kept after completion (or whose deletion failed) fires again only once
+    // it is updated or created anew.
+    let mut fired_at: HashMap<String, String> = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut token = None;
@@ -148,14 +153,20 @@ async fn run(
                 else {
                     continue;
                 };
+                if s.state.as_ref().is_some_and(|st| st.as_str() == "DISABLED") {
+                    continue;
+                }
                 let expr = s.schedule_expression.unwrap_or_default();
+                let version = format!("{expr} {:?}", s.last_modification_date);
                 let input = s.target.and_then(|t| t.input);
                 if let Some(at) = parse_at(&expr) {
-                    if at > crate::now_ms() {
+                    let key = format!("{group}/{name}");
+                    if at > crate::now_ms() || fired_at.get(&key) == Some(&version) {
                         continue;
                     }
                     if fire(&emu, queue.as_deref(), &target.arn, input.as_deref()).await {
                         counters.schedules_fired.fetch_add(1, Ordering::Relaxed);
+                        fired_at.insert(key, version);
                         let delete = s
                             .action_after_completion
                             .is_some_and(|a| a.as_str() == "DELETE");
