@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The emulator part of `make test` (run under infra/local/with-emulator.sh):
-# - the adapters' contract tests, on LocalStack and on moto (tests/harness/tests/contract.rs);
+# - the adapters' contract tests, on LocalStack and on moto (tests/contract.rs);
 # - on LocalStack only, the end-to-end suite on the deployed template (LocalStack runs the
 #   functions), then the deployment check: the template deployed with the real zips and every
 #   created resource read back (tests/deploy/localstack_deploy.py).
@@ -15,9 +15,9 @@ fi
 # cargo-nextest (on the build machines) keeps $threads tests running across all the test
 # files, instead of one file at a time; plain cargo test where it is missing.
 if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run -p steadfast-local "${tests[@]}" -j "$threads" --no-tests=fail
+  cargo nextest run -p steadfast-tests "${tests[@]}" -j "$threads" --no-tests=fail
 else
-  cargo test -p steadfast-local "${tests[@]}" -- --test-threads="$threads"
+  cargo test -p steadfast-tests "${tests[@]}" -- --test-threads="$threads"
 fi
 if [ "${EMULATOR:-localstack}" = localstack ]; then
   echo "==> deploying infra/template.yaml to LocalStack CloudFormation with the real zips"

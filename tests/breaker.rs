@@ -7,27 +7,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::json;
-use steadfast_local::local::{order, Local, Options};
+use steadfast_local::local::{order, Local};
+use steadfast_tests::{stack, SWEEPS};
 use steadfast_local::portal::Mode;
 
-fn init() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_test_writer()
-        .try_init();
-}
-
 async fn up(params: &[(&str, &str)]) -> Result<Local> {
-    init();
-    Local::up(Options {
-        prefix: "t".into(),
-        parameters: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Options::default()
-    })
-    .await
+    stack("t", params, &[], SWEEPS).await
 }
 
 /// Keys the portal created, with how often each was created.
@@ -408,15 +393,12 @@ async fn the_functions_answer_the_invoke_api_as_on_aws_and_a_timeout_ends_the_in
 ) -> Result<()> {
     // GIVEN a stack probing by message, with the orders mapping off and one order queued, and
     // a portal that answers after 45 s while close may run 30 s
-    let l = Local::up(Options {
-        prefix: "t".into(),
-        parameters: [("ProbeUrl", ""), ("ProbeMode", "message")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        env: vec![("TARGET_TIMEOUT_SECONDS".into(), "60".into())],
-        ..Options::default()
-    })
+    let l = stack(
+        "t",
+        &[("ProbeUrl", ""), ("ProbeMode", "message")],
+        &[("TARGET_TIMEOUT_SECONDS", "60")],
+        SWEEPS,
+    )
     .await?;
     // WHEN a function is invoked with a request it refuses, through LocalStack's Invoke API
     let refused = l.invoke("open", &json!({"target": "no-such-target"})).await;

@@ -9,53 +9,19 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 use steadfast_domain::{Gate, GateState};
-use steadfast_local::local::{order, Local, Options};
+use steadfast_local::local::{order, Local};
+use steadfast_tests::{
+    assert_each_created_once, calls_to, emulator, secret, stack, token, SWEEPS,
+};
 use steadfast_local::now_ms;
 use steadfast_local::portal::Mode;
 
-fn init() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_test_writer()
-        .try_init();
-}
-
-async fn up_with(params: &[(&str, &str)], rate_every: Option<Duration>) -> Result<Local> {
-    init();
-    Local::up(Options {
-        prefix: "g".into(),
-        parameters: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        rate_every,
-        ..Options::default()
-    })
-    .await
-}
-
 async fn up(params: &[(&str, &str)]) -> Result<Local> {
-    up_with(params, Some(Duration::from_secs(2))).await
+    stack("g", params, &[], SWEEPS).await
 }
 
 fn order_calls(l: &Local) -> usize {
-    l.portal
-        .seen()
-        .iter()
-        .filter(|s| s.path == "/orders")
-        .count()
-}
-
-/// Every order id was created exactly once, and nothing else was.
-fn assert_each_created_once(l: &Local, ids: &[String]) {
-    let created = l.portal.created_orders();
-    let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let got: HashSet<&str> = created.keys().map(String::as_str).collect();
-    assert_eq!(got, want, "nothing lost, nothing extra");
-    assert!(
-        created.values().all(|n| *n == 1),
-        "nothing created twice: {created:?}"
-    );
+    calls_to(l, "/orders")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -281,7 +247,7 @@ async fn a_poison_order_is_parked_after_its_receives_and_the_gate_never_halts() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_watchdog_repairs_a_lost_probe_timer_and_a_disabled_mapping_once_each() -> Result<()> {
     // The compressed schedules run hourly here: the test runs the watchdog itself, twice each.
-    let l = up_with(&[], Some(Duration::from_secs(3600))).await?;
+    let l = stack("g", &[], &[], Some(Duration::from_secs(3600))).await?;
     let watchdog = json!({"kind": "watchdog"});
 
     // GIVEN a flowing gate whose mapping was left disabled (open crashed after a failed enable)
@@ -430,25 +396,10 @@ async fn after_a_resume_the_flow_ramps_up_from_two_to_the_configured_concurrency
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rotated_token_is_picked_up_without_a_redeploy() -> Result<()> {
-    init();
     // GIVEN the portal's token in Secrets Manager, the functions holding only its ARN
-    let endpoint = steadfast_local::aws::Emulator::endpoint_from_env();
-    let emu = steadfast_local::aws::Emulator::connect(&endpoint).await;
-    let first = format!("tok-{:016x}", rand::random::<u64>());
-    let secret = emu
-        .secrets
-        .create_secret()
-        .name(format!("steadfast-rotate-{:08x}", rand::random::<u32>()))
-        .secret_string(&first)
-        .send()
-        .await?;
-    let arn = secret.arn.expect("secret ARN");
-    let l = Local::up(Options {
-        prefix: "g".into(),
-        env: vec![("TARGET_TOKEN_SECRET_ARN".into(), arn.clone())],
-        ..Options::default()
-    })
-    .await?;
+    let first = token();
+    let arn = secret("rotate", &first).await?;
+    let l = stack("g", &[], &[("TARGET_TOKEN_SECRET_ARN", &arn)], SWEEPS).await?;
     l.portal.require_token(&first);
     let before: Vec<String> = (0..5).map(|i| format!("K1-{i}")).collect();
     l.send(&before.iter().map(|i| order(i)).collect::<Vec<_>>())
@@ -458,8 +409,10 @@ async fn a_rotated_token_is_picked_up_without_a_redeploy() -> Result<()> {
     })
     .await?;
     // WHEN the token is rotated: the secret holds a new one, the portal takes only that
-    let second = format!("tok-{:016x}", rand::random::<u64>());
-    emu.secrets
+    let second = token();
+    emulator()
+        .await
+        .secrets
         .put_secret_value()
         .secret_id(&arn)
         .secret_string(&second)

@@ -37,7 +37,6 @@ pub fn now_ms() -> u64 {
 pub fn workspace_root() -> std::path::PathBuf {
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     here.parent()
-        .and_then(|p| p.parent())
         .map(|p| p.to_path_buf())
         .unwrap_or_else(|| here.to_path_buf())
 }

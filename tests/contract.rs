@@ -25,13 +25,10 @@ use steadfast_domain::ports::*;
 use steadfast_domain::{FlowEvent, ProbeRequest, TimerRoute};
 use steadfast_local::aws::Emulator;
 use steadfast_local::now_ms;
+use steadfast_tests::{emulator, unique};
 
 async fn emu() -> Emulator {
-    Emulator::connect(&Emulator::endpoint_from_env()).await
-}
-
-fn unique(what: &str) -> String {
-    format!("c-{what}-{:08x}", rand::random::<u32>())
+    emulator().await
 }
 
 /// A table keyed by `key` (S), with the sparse `due` index when asked.

@@ -1,4 +1,4 @@
-//! AWS clients for the harness, pointed at the emulator, with fixed local credentials and
+//! AWS clients for the local stack and the tests, pointed at the emulator, with fixed local credentials and
 //! region so nothing ever looks for instance metadata.
 
 use aws_config::BehaviorVersion;

@@ -10,35 +10,16 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 use steadfast_local::erp::{late_copies, noisy_copy, storm, Storm};
-use steadfast_local::local::{Local, Options};
+use steadfast_local::local::Local;
+use steadfast_tests::{secret, stack, token, SWEEPS};
 use steadfast_local::portal::Mode;
-
-fn init() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_test_writer()
-        .try_init();
-}
 
 async fn up(params: &[(&str, &str)]) -> Result<Local> {
     up_with(params, &[]).await
 }
 
 async fn up_with(params: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Local> {
-    init();
-    Local::up(Options {
-        prefix: "ib".into(),
-        parameters: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Options::default()
-    })
-    .await
+    stack("ib", params, env, SWEEPS).await
 }
 
 /// Waits until every planned record is `Processed` at its final version in the table and the
@@ -366,19 +347,9 @@ async fn a_down_portal_halts_the_inbox_through_its_own_gate_and_it_resumes_by_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_portal_token_is_read_from_a_secret_by_reference() -> Result<()> {
-    init();
     // GIVEN the portal's token in Secrets Manager, and only its ARN in the functions' settings
-    let endpoint = steadfast_local::aws::Emulator::endpoint_from_env();
-    let emu = steadfast_local::aws::Emulator::connect(&endpoint).await;
-    let token = format!("tok-{:016x}", rand::random::<u64>());
-    let secret = emu
-        .secrets
-        .create_secret()
-        .name(format!("steadfast-test-{:08x}", rand::random::<u32>()))
-        .secret_string(&token)
-        .send()
-        .await?;
-    let arn = secret.arn.expect("secret ARN");
+    let token = token();
+    let arn = secret("test", &token).await?;
     let l = up_with(&[], &[("TARGET_TOKEN_SECRET_ARN", arn.as_str())]).await?;
     l.portal.require_token(&token);
     // WHEN a record arrives

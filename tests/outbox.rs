@@ -13,27 +13,11 @@ use steadfast_aws::outbox::DynamoOutbox;
 use steadfast_domain::ports::OutboxStore;
 use steadfast_local::busproxy::BusFaults;
 use steadfast_local::demo_outbox::percentile;
-use steadfast_local::local::{application, Local, Options};
-
-fn init() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_test_writer()
-        .try_init();
-}
+use steadfast_local::local::{application, Local};
+use steadfast_tests::stack;
 
 async fn up(params: &[(&str, &str)], rate_every: Option<Duration>) -> Result<Local> {
-    init();
-    Local::up(Options {
-        prefix: "ob".into(),
-        parameters: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        rate_every,
-        ..Options::default()
-    })
-    .await
+    stack("ob", params, &[], rate_every).await
 }
 
 /// Event ids received by the consumer, with how often each arrived.
