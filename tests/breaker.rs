@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 use steadfast_local::local::{order, Local};
-use steadfast_tests::{stack, SWEEPS};
 use steadfast_local::portal::Mode;
+use steadfast_tests::{stack, SWEEPS};
 
 async fn up(params: &[(&str, &str)]) -> Result<Local> {
     stack("t", params, &[], SWEEPS).await

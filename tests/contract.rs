@@ -16,13 +16,13 @@ use steadfast_aws::events::{EventBridgeBus, EventBridgePublisher};
 use steadfast_aws::gates::DynamoGates;
 use steadfast_aws::inbox::DynamoInbox;
 use steadfast_aws::ledger::DynamoLedger;
-use steadfast_aws::outbox::{DynamoApplications, DynamoOutbox};
+use steadfast_aws::outbox::DynamoApplications;
 use steadfast_aws::parking::SqsParking;
 use steadfast_aws::probe::SqsProbeSource;
 use steadfast_aws::switch::EsmSwitch;
 use steadfast_aws::timers::QueueAndScheduleTimers;
 use steadfast_domain::ports::*;
-use steadfast_domain::{FlowEvent, ProbeRequest, TimerRoute};
+use steadfast_domain::{FlowEvent, ProbeRequest, Settle, Settled, TimerRoute};
 use steadfast_local::aws::Emulator;
 use steadfast_local::now_ms;
 use steadfast_tests::{emulator, unique};
@@ -435,7 +435,7 @@ async fn events_reach_the_bus_and_every_entry_of_a_batch_is_checked() -> Result<
 
 #[tokio::test]
 async fn the_outbox_store_writes_once_claims_once_and_settles_only_its_own_claim() -> Result<()> {
-    use steadfast_domain::outbox::{NewRecord, Settle};
+    use steadfast_domain::outbox::NewRecord;
     let e = emu().await;
     let outbox_table = table(&e, "id", true).await?;
     let apps = DynamoApplications {
@@ -443,10 +443,7 @@ async fn the_outbox_store_writes_once_claims_once_and_settles_only_its_own_claim
         applications_table: table(&e, "id", false).await?,
         outbox_table: outbox_table.clone(),
     };
-    let outbox = DynamoOutbox {
-        client: e.dynamodb.clone(),
-        table: outbox_table,
-    };
+    let outbox = steadfast_aws::outbox::outbox(e.dynamodb.clone(), outbox_table);
     let now = now_ms();
     let record = NewRecord::new("APP-1", "Received", r#"{"x":1}"#.into(), now, 1);
     // one transaction writes both; a resubmission writes nothing
@@ -479,12 +476,12 @@ async fn the_outbox_store_writes_once_claims_once_and_settles_only_its_own_claim
     // a settle by another claim is refused; its own goes through
     let mut other = claimed.clone();
     other.token = "tok-b".into();
-    let done = Settle::Processed {
-        published_at_ms: now + 3,
-        expires_at_s: now / 1000 + 3600,
+    let done = Settle::Done {
+        at_ms: now + 3,
+        expires_at_s: Some(now / 1000 + 3600),
     };
-    assert!(!outbox.settle(&other, &done).await?);
-    assert!(outbox.settle(&claimed, &done).await?);
+    assert_eq!(outbox.settle(&other, &done).await?, Settled::LeaseLost);
+    assert_eq!(outbox.settle(&claimed, &done).await?, Settled::Done);
     assert!(
         outbox.due(0, now + 10, 10).await?.is_empty(),
         "no longer due"
@@ -495,13 +492,15 @@ async fn the_outbox_store_writes_once_claims_once_and_settles_only_its_own_claim
 #[tokio::test]
 async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_version() -> Result<()>
 {
-    use steadfast_domain::inbox::{InboxConfig, InboxSettle, Settled};
-    use steadfast_domain::InboxStatus;
+    use steadfast_domain::inbox::InboxConfig;
+    use steadfast_domain::Status as InboxStatus;
     let e = emu().await;
+    let table_name = table(&e, "id", true).await?;
     let inbox = DynamoInbox {
         client: e.dynamodb.clone(),
-        table: table(&e, "id", true).await?,
+        table: table_name.clone(),
     };
+    let records = steadfast_aws::inbox::records(e.dynamodb.clone(), table_name);
     let cfg = InboxConfig::parse(
         "/entity",
         r#"{"customer":{"key":["/no"],"changedAt":"/at","noise":[],"endpoint":"https://p/c"}}"#,
@@ -524,7 +523,7 @@ async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_ve
     let seen = inbox.current(&v1.id).await?.expect("stored");
     assert_eq!((seen.version, seen.status), (1, InboxStatus::ToBeProcessed));
     // claim version 1, then version 2 arrives while it is in progress
-    let c = inbox
+    let c = records
         .claim(&v1.id, now + 1, now + 60_000, "tok")
         .await?
         .expect("claimed");
@@ -548,8 +547,14 @@ async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_ve
     );
     // delivering version 1 does not mark the record Processed: version 2 is due next
     assert_eq!(
-        inbox
-            .settle(&c, &InboxSettle::Delivered { at_ms: now + 3 })
+        records
+            .settle(
+                &c,
+                &Settle::Done {
+                    at_ms: now + 3,
+                    expires_at_s: None
+                }
+            )
             .await?,
         Settled::NewerVersion
     );

@@ -10,11 +10,9 @@ use anyhow::Result;
 use serde_json::json;
 use steadfast_domain::{Gate, GateState};
 use steadfast_local::local::{order, Local};
-use steadfast_tests::{
-    assert_each_created_once, calls_to, emulator, secret, stack, token, SWEEPS,
-};
 use steadfast_local::now_ms;
 use steadfast_local::portal::Mode;
+use steadfast_tests::{assert_each_created_once, calls_to, emulator, secret, stack, token, SWEEPS};
 
 async fn up(params: &[(&str, &str)]) -> Result<Local> {
     stack("g", params, &[], SWEEPS).await

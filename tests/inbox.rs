@@ -11,8 +11,8 @@ use anyhow::Result;
 use serde_json::json;
 use steadfast_local::erp::{late_copies, noisy_copy, storm, Storm};
 use steadfast_local::local::Local;
-use steadfast_tests::{secret, stack, token, SWEEPS};
 use steadfast_local::portal::Mode;
+use steadfast_tests::{secret, stack, token, SWEEPS};
 
 async fn up(params: &[(&str, &str)]) -> Result<Local> {
     up_with(params, &[]).await

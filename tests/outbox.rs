@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{json, Value};
-use steadfast_aws::outbox::DynamoOutbox;
-use steadfast_domain::ports::OutboxStore;
+use steadfast_domain::ports::LeasedStore;
 use steadfast_local::busproxy::BusFaults;
 use steadfast_local::demo_outbox::percentile;
 use steadfast_local::local::{application, Local};
@@ -211,10 +210,10 @@ async fn a_relay_killed_after_its_claim_leaves_nothing_stuck_and_concurrent_rela
     .await?;
 
     // GIVEN a relay that claimed KILL-000 and died before publishing
-    let store = DynamoOutbox {
-        client: l.emu.dynamodb.clone(),
-        table: l.stack.reference("OutboxTable")?.to_owned(),
-    };
+    let store = steadfast_aws::outbox::outbox(
+        l.emu.dynamodb.clone(),
+        l.stack.reference("OutboxTable")?.to_owned(),
+    );
     let now = steadfast_local::now_ms();
     let dead = store
         .claim("KILL-000", now, now + 45_000, "killed-relay")

@@ -83,11 +83,7 @@ impl BusProxy {
             shutdown: shutdown.clone(),
         };
         let app = Router::new().fallback(handle).with_state(inner);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.notified().await })
-                .await;
-        });
+        crate::serve_until(listener, app, shutdown);
         Ok(proxy)
     }
 

@@ -4,7 +4,7 @@
 //! the template's rule delivers to), in the outbox table, at the fault proxy and on the
 //! parking queue; none is assumed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -37,6 +37,30 @@ async fn published(l: &Local) -> Result<(HashSet<String>, HashMap<String, u32>)>
         *per_event.entry(a.event_id).or_insert(0) += 1;
     }
     Ok((ids, per_event))
+}
+
+/// Outbox records not yet published: to be processed, or in progress.
+fn pending_of(statuses: &BTreeMap<String, u64>) -> u64 {
+    statuses.get("ToBeProcessed").copied().unwrap_or(0)
+        + statuses.get("InProgress").copied().unwrap_or(0)
+}
+
+/// In the outage phase: once half of `outage` has passed since `phase_start`, the throttling
+/// bus goes down (said once).
+fn down_after_half(
+    l: &Local,
+    bar: &ProgressBar,
+    start: Instant,
+    phase_start: Instant,
+    outage: Duration,
+) {
+    if phase_start.elapsed() > outage / 2 && !l.bus.faults().down {
+        say(bar, format!("{} bus       DOWN", t(start)));
+        l.bus.set(BusFaults {
+            down: true,
+            ..Default::default()
+        });
+    }
 }
 
 pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
@@ -130,12 +154,8 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
                 invalid_sent += 1;
             }
             l.send_to("ApplicationsQueue", &bodies).await?;
-            if p == 2 && phase_start.elapsed() > cfg.outage / 2 && !l.bus.faults().down {
-                say(&bar, format!("{} bus       DOWN", t(start)));
-                l.bus.set(BusFaults {
-                    down: true,
-                    ..Default::default()
-                });
+            if p == 2 {
+                down_after_half(&l, &bar, start, phase_start, cfg.outage);
             }
             let (got, _) = published(&l).await?;
             bar.set_position(ids.iter().filter(|id| got.contains(*id)).count() as u64);
@@ -145,13 +165,7 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
         if p == 2 {
             // The outage lasts its full length, whatever the sending took.
             while phase_start.elapsed() < cfg.outage {
-                if phase_start.elapsed() > cfg.outage / 2 && !l.bus.faults().down {
-                    say(&bar, format!("{} bus       DOWN", t(start)));
-                    l.bus.set(BusFaults {
-                        down: true,
-                        ..Default::default()
-                    });
-                }
+                down_after_half(&l, &bar, start, phase_start, cfg.outage);
                 bar.set_message(format!("refused by the bus so far {}", l.bus.refused()));
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
@@ -168,9 +182,7 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
         let (got, _) = published(&l).await?;
         let done = ids.iter().filter(|id| got.contains(*id)).count();
         bar.set_position(done as u64);
-        let statuses = l.outbox_statuses().await?;
-        let pending = statuses.get("ToBeProcessed").copied().unwrap_or(0)
-            + statuses.get("InProgress").copied().unwrap_or(0);
+        let pending = pending_of(&l.outbox_statuses().await?);
         bar.set_message(format!("pending in the outbox {pending}"));
         if done == n && pending == 0 {
             break;
@@ -206,11 +218,11 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
     let published_unique = ids.iter().filter(|id| got.contains(id.as_str())).count();
     let duplicates_published: u32 = per_event.values().map(|c| c - 1).sum();
     let statuses = l.outbox_statuses().await?;
-    let pending = statuses.get("ToBeProcessed").copied().unwrap_or(0)
-        + statuses.get("InProgress").copied().unwrap_or(0);
+    let pending = pending_of(&statuses);
     let failed = statuses.get("Failed").copied().unwrap_or(0);
-    let records = statuses.values().sum::<u64>().saturating_sub(1); // less the warm-up
-                                                                    // Lost: sent, valid, not published, and neither pending nor Failed in the outbox.
+    // Less the warm-up.
+    let records = statuses.values().sum::<u64>().saturating_sub(1);
+    // Lost: sent, valid, not published, and neither pending nor Failed in the outbox.
     let lost = (n as u64).saturating_sub(published_unique as u64 + pending + failed);
     let parked = l.take_parked().await?;
     let parked_invalid = parked

@@ -40,3 +40,17 @@ pub fn workspace_root() -> std::path::PathBuf {
         .map(|p| p.to_path_buf())
         .unwrap_or_else(|| here.to_path_buf())
 }
+
+/// Serves `app` on `listener` in the background until `shutdown` is notified (the fake
+/// portal's and the bus proxy's servers).
+pub(crate) fn serve_until(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: std::sync::Arc<tokio::sync::Notify>,
+) {
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.notified().await })
+            .await;
+    });
+}

@@ -9,12 +9,13 @@
 //! reads again and decides again, so concurrent copies never lose a change. A message whose
 //! store or parking failed goes back to the queue; the rest of the batch is not affected.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use futures::future::join_all;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Serialize;
+use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::inbox::{merge, InboxConfig, Incoming, Merge};
-use steadfast_domain::outbox::shard_of;
-use steadfast_domain::ports::{InboxStore, InboxWrite, ParkedMessage, Parking, PortError};
+use steadfast_domain::lease::shard_of;
+use steadfast_domain::ports::{EventBus, InboxStore, InboxWrite, Parking, PortError};
+use steadfast_runtime::batch::{message_id, Fate, Parker};
 use tracing::{info, warn};
 
 /// Reads and conditional writes per message before it is handed back (only reached when
@@ -29,9 +30,22 @@ pub struct Config {
     pub shards: u32,
 }
 
-pub struct Ports<S, P> {
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        Ok(Config {
+            inbox: steadfast_aws::inbox::config_from(env)?,
+            source: env
+                .optional("INBOX_SOURCE_NAME")
+                .unwrap_or_else(|| "erp-records".into()),
+            shards: steadfast_aws::inbox::shards_from(env)?,
+        })
+    }
+}
+
+pub struct Ports<S, P, E> {
     pub store: S,
     pub parking: P,
+    pub events: E,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -46,17 +60,7 @@ pub struct Tally {
     pub handed_back: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    New,
-    Changed,
-    Duplicate,
-    Stale,
-    Parked,
-    HandBack,
-}
-
-impl<S: InboxStore, P: Parking> Ports<S, P> {
+impl<S: InboxStore, P: Parking, E: EventBus> Ports<S, P, E> {
     /// Handles one batch; its messages are handled concurrently (copies of one record meet
     /// at the table's conditions).
     pub async fn handle(
@@ -65,24 +69,22 @@ impl<S: InboxStore, P: Parking> Ports<S, P> {
         event: SqsEvent,
         now: impl Fn() -> u64,
     ) -> (SqsBatchResponse, Tally) {
-        let mut tally = Tally::default();
-        let mut response = SqsBatchResponse::default();
-        let fates = join_all(event.records.iter().map(|m| self.one(cfg, m, &now))).await;
-        for (m, fate) in event.records.iter().zip(fates) {
-            match fate {
-                Fate::New => tally.new += 1,
-                Fate::Changed => tally.changed += 1,
-                Fate::Duplicate => tally.duplicates += 1,
-                Fate::Stale => tally.stale += 1,
-                Fate::Parked => tally.parked += 1,
-                Fate::HandBack => {
-                    tally.handed_back += 1;
-                    let mut f = BatchItemFailure::default();
-                    f.item_identifier = m.message_id.clone().unwrap_or_default();
-                    response.batch_item_failures.push(f);
-                }
-            }
-        }
+        let parker = Parker {
+            parking: &self.parking,
+            events: &self.events,
+            source: &cfg.source,
+            target: &cfg.source,
+        };
+        let now = &now;
+        let (response, counts) = parker.run(&event.records, |m| self.one(cfg, m, now)).await;
+        let tally = Tally {
+            new: counts.done("new"),
+            changed: counts.done("changed"),
+            duplicates: counts.done("duplicate_dropped"),
+            stale: counts.done("stale_dropped"),
+            parked: counts.parked,
+            handed_back: counts.handed_back,
+        };
         info!(
             pipeline = "inbox",
             new = tally.new,
@@ -97,23 +99,20 @@ impl<S: InboxStore, P: Parking> Ports<S, P> {
     }
 
     async fn one(&self, cfg: &Config, m: &SqsMessage, now: &impl Fn() -> u64) -> Fate {
-        let message_id = m.message_id.clone().unwrap_or_default();
-        let body = m.body.clone().unwrap_or_default();
-        let incoming = match cfg.inbox.read(&body) {
+        let message_id = message_id(m);
+        let incoming = match cfg.inbox.read(m.body.as_deref().unwrap_or_default()) {
             Ok(i) => i,
-            Err(e) => return self.park(cfg, m, e.to_string(), now()).await,
+            Err(e) => {
+                return Fate::Park {
+                    reason: e.to_string(),
+                    identity: None,
+                }
+            }
         };
         match self.upsert(cfg, &incoming, &message_id, now).await {
-            Ok(fate) => {
-                let outcome = match fate {
-                    Fate::New => "new",
-                    Fate::Changed => "changed",
-                    Fate::Duplicate => "duplicate_dropped",
-                    Fate::Stale => "stale_dropped",
-                    _ => "other",
-                };
+            Ok(outcome) => {
                 info!(pipeline = "inbox", message_id, id = %incoming.id, outcome);
-                fate
+                Fate::Done(outcome)
             }
             Err(e) => {
                 warn!(pipeline = "inbox", message_id, id = %incoming.id, error = %e, outcome = "handed_back");
@@ -123,13 +122,14 @@ impl<S: InboxStore, P: Parking> Ports<S, P> {
     }
 
     /// Read, decide, write conditionally; again while another writer got there first.
+    /// Returns what became of the copy: `new`, `changed`, `duplicate_dropped`, `stale_dropped`.
     async fn upsert(
         &self,
         cfg: &Config,
         incoming: &Incoming,
         message_id: &str,
         now: &impl Fn() -> u64,
-    ) -> Result<Fate, PortError> {
+    ) -> Result<&'static str, PortError> {
         let shard = shard_of(&incoming.id, cfg.shards);
         for _ in 0..MAX_ROUNDS {
             let current = self.store.current(&incoming.id).await?;
@@ -140,9 +140,9 @@ impl<S: InboxStore, P: Parking> Ports<S, P> {
                 shard,
             };
             let written = match merge(current.as_ref(), &incoming.hash, incoming.changed_at_ms) {
-                Merge::Duplicate => return Ok(Fate::Duplicate),
-                Merge::Stale => return Ok(Fate::Stale),
-                Merge::Insert => self.store.insert(&w).await?.then_some(Fate::New),
+                Merge::Duplicate => return Ok("duplicate_dropped"),
+                Merge::Stale => return Ok("stale_dropped"),
+                Merge::Insert => self.store.insert(&w).await?.then_some("new"),
                 Merge::Replace {
                     version,
                     status,
@@ -152,11 +152,11 @@ impl<S: InboxStore, P: Parking> Ports<S, P> {
                     self.store
                         .replace(&w, seen, version, status, fresh)
                         .await?
-                        .then_some(Fate::Changed)
+                        .then_some("changed")
                 }
             };
-            if let Some(fate) = written {
-                return Ok(fate);
+            if let Some(outcome) = written {
+                return Ok(outcome);
             }
         }
         Err(PortError::new(
@@ -164,37 +164,15 @@ impl<S: InboxStore, P: Parking> Ports<S, P> {
             format!("the record kept changing under {MAX_ROUNDS} conditional writes"),
         ))
     }
-
-    async fn park(&self, cfg: &Config, m: &SqsMessage, reason: String, now_ms: u64) -> Fate {
-        let message_id = m.message_id.as_deref().unwrap_or_default();
-        let parked = ParkedMessage {
-            source: cfg.source.clone(),
-            source_arn: m.event_source_arn.clone(),
-            message_id: message_id.to_owned(),
-            identity: None,
-            reason: reason.clone(),
-            parked_at_ms: now_ms,
-            body: m.body.clone().unwrap_or_default(),
-        };
-        match self.parking.park(&parked).await {
-            Ok(()) => {
-                warn!(pipeline = "inbox", message_id, reason = %reason, outcome = "parked");
-                Fate::Parked
-            }
-            Err(e) => {
-                warn!(pipeline = "inbox", message_id, error = %e, outcome = "handed_back", "parking failed");
-                Fate::HandBack
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use steadfast_domain::fakes::{MemInbox, MemParking};
+    use steadfast_domain::fakes::{MemBus, MemInbox, MemParking};
     use steadfast_domain::inbox::DEFAULT_MAX_RECORD_BYTES;
-    use steadfast_domain::InboxStatus;
+    use steadfast_domain::ports::LeasedStore;
+    use steadfast_domain::{Settle, Settled, Status as InboxStatus};
 
     fn cfg() -> Config {
         Config {
@@ -224,10 +202,11 @@ mod tests {
         )
     }
 
-    fn ports() -> Ports<MemInbox, MemParking> {
+    fn ports() -> Ports<MemInbox, MemParking, MemBus> {
         Ports {
             store: MemInbox::default(),
             parking: MemParking::default(),
+            events: MemBus::default(),
         }
     }
 
@@ -259,9 +238,9 @@ mod tests {
             .await;
         assert_eq!((t.changed, t.stale), (1, 1));
         let stored = p.store.get("customer/C1").unwrap();
-        assert_eq!(stored.current.version, 2);
-        assert!(stored.record.contains("Ada L."));
-        assert!(!stored.record.contains("messageId"));
+        assert_eq!(stored.record.version, 2);
+        assert!(stored.record.record.contains("Ada L."));
+        assert!(!stored.record.record.contains("messageId"));
     }
 
     #[tokio::test]
@@ -286,22 +265,22 @@ mod tests {
         )
         .await;
         let r = p.store.get("customer/C1").unwrap();
-        assert_eq!(
-            (r.current.version, r.current.status),
-            (2, InboxStatus::InProgress)
-        );
+        assert_eq!((r.record.version, r.status), (2, InboxStatus::InProgress));
         // delivering version 1 does not mark version 2 processed
         let s = p
             .store
             .settle(
                 &claimed,
-                &steadfast_domain::inbox::InboxSettle::Delivered { at_ms: 7 },
+                &Settle::Done {
+                    at_ms: 7,
+                    expires_at_s: None,
+                },
             )
             .await
             .unwrap();
-        assert_eq!(s, steadfast_domain::inbox::Settled::NewerVersion);
+        assert_eq!(s, Settled::NewerVersion);
         assert_eq!(
-            p.store.get("customer/C1").unwrap().current.status,
+            p.store.get("customer/C1").unwrap().status,
             InboxStatus::ToBeProcessed
         );
     }

@@ -12,11 +12,12 @@
 
 use futures::future::join_all;
 use serde::Serialize;
-use serde_json::Value;
-use steadfast_domain::outbox::{
-    batches, failed_detail, Claimed, OnClaim, RelayPolicy, Settle, RECORD_FAILED,
-};
-use steadfast_domain::ports::{OutboxStore, Outgoing, PortError, Publisher};
+use steadfast_aws::{ConfigError, Env};
+use steadfast_domain::lease::{Claimed, Settle, Settled};
+use steadfast_domain::outbox::{batches, failed_detail, OutboxRecord, RelayPolicy, RECORD_FAILED};
+use steadfast_domain::ports::{LeasedStore, Outgoing, PortResult, Publisher};
+pub use steadfast_runtime::sweep::Trigger;
+use steadfast_runtime::sweep::{claim_all, settled, Sweep};
 use tracing::{error, info, warn};
 
 pub struct Config {
@@ -27,38 +28,35 @@ pub struct Config {
     pub sweep_limit: usize,
 }
 
+impl Config {
+    /// `OUTBOX_MAX_ATTEMPTS`, `OUTBOX_RETRY_BASE_SECONDS`, `OUTBOX_RETRY_CAP_SECONDS`,
+    /// `OUTBOX_LEASE_SECONDS`, `OUTBOX_RETENTION_DAYS`, `OUTBOX_SHARDS`, `OUTBOX_SWEEP_LIMIT`.
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let d = RelayPolicy::default();
+        Ok(Config {
+            policy: RelayPolicy {
+                lease: env.lease_policy("OUTBOX", "OUTBOX_MAX_ATTEMPTS", d.lease)?,
+                retention: std::time::Duration::from_secs(
+                    86_400 * env.whole_in("OUTBOX_RETENTION_DAYS", 7, 1, 365)?,
+                ),
+            },
+            shards: steadfast_aws::outbox::shards_from(env)?,
+            sweep_limit: env.whole_in("OUTBOX_SWEEP_LIMIT", 1000, 1, 100_000)? as usize,
+        })
+    }
+}
+
 pub struct Ports<O, B> {
     pub outbox: O,
     pub bus: B,
 }
 
-/// What started this invocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    /// Records just inserted, by id (from a DynamoDB stream event).
-    Inserted(Vec<String>),
-    /// The schedule (any event that is not a stream event).
-    Sweep,
-}
-
-impl Trigger {
-    /// Reads a Lambda event: a DynamoDB stream event gives the ids of its INSERT records
-    /// (key attribute `id`); anything else is a sweep.
-    pub fn of(event: &Value) -> Trigger {
-        let Some(records) = event.get("Records").and_then(Value::as_array) else {
-            return Trigger::Sweep;
-        };
-        if !records.iter().any(|r| r["eventSource"] == "aws:dynamodb") {
-            return Trigger::Sweep;
-        }
-        Trigger::Inserted(
-            records
-                .iter()
-                .filter(|r| r["eventName"] == "INSERT")
-                .filter_map(|r| r["dynamodb"]["Keys"]["id"]["S"].as_str().map(str::to_owned))
-                .collect(),
-        )
-    }
+/// Reads a Lambda event: a stream event names the records just inserted; anything else is a
+/// sweep.
+pub fn trigger(event: &serde_json::Value) -> Trigger {
+    Trigger::of(event, |r| {
+        steadfast_runtime::sweep::event_name_in(r, &["INSERT"])
+    })
 }
 
 /// What one invocation did; returned as the invocation's answer and logged.
@@ -78,7 +76,7 @@ pub struct Tally {
     pub errors: u32,
 }
 
-impl<O: OutboxStore, B: Publisher> Ports<O, B> {
+impl<O: LeasedStore<Record = OutboxRecord>, B: Publisher> Ports<O, B> {
     /// Runs one invocation. `now` reads the clock; `token` is unique per invocation.
     pub async fn run(
         &self,
@@ -89,41 +87,20 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
     ) -> Tally {
         let mut tally = Tally::default();
         match trigger {
-            Trigger::Inserted(ids) => {
+            Trigger::Records(ids) => {
                 tally.from_stream = ids.len() as u32;
                 self.claim_and_publish(cfg, &ids, &now, token, &mut tally)
                     .await;
             }
             Trigger::Sweep => {
-                // Due as of the start: a record put back during this run waits for the next.
-                let started = now();
-                let page = 100usize.min(cfg.sweep_limit.max(1));
-                'shards: for shard in 0..cfg.shards {
-                    loop {
-                        if tally.claimed as usize >= cfg.sweep_limit {
-                            break 'shards;
-                        }
-                        let ids = match self.outbox.due(shard, started, page).await {
-                            Ok(ids) => ids,
-                            Err(e) => {
-                                error!(pipeline = "outbox", shard, error = %e, "due query failed");
-                                tally.errors += 1;
-                                break;
-                            }
-                        };
-                        if ids.is_empty() {
-                            break;
-                        }
-                        let before = tally.claimed;
-                        self.claim_and_publish(cfg, &ids, &now, token, &mut tally)
-                            .await;
-                        // Nothing claimable in this page (index lagging, or another relay):
-                        // leave the shard, the next sweep sees it again.
-                        if tally.claimed == before || ids.len() < page {
-                            break;
-                        }
-                    }
+                let mut sweep = Sweep::new(cfg.shards, cfg.sweep_limit, now());
+                while let Some(ids) = sweep.next(&self.outbox, "outbox").await {
+                    let before = tally.claimed;
+                    self.claim_and_publish(cfg, &ids, &now, token, &mut tally)
+                        .await;
+                    sweep.claimed((tally.claimed - before) as usize, ids.len());
                 }
+                tally.errors += sweep.errors;
             }
         }
         steadfast_aws::metrics::records_failed("outbox", tally.failed);
@@ -151,57 +128,28 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
         token: &str,
         tally: &mut Tally,
     ) {
-        let claims = join_all(ids.iter().map(|id| async move {
-            let t = now();
-            (
-                id,
-                self.outbox
-                    .claim(id, t, cfg.policy.lease_until(t), token)
-                    .await,
-            )
-        }))
-        .await;
-        let mut held: Vec<Claimed> = Vec::new();
-        let mut give_up: Vec<(Claimed, Settle)> = Vec::new();
-        for (id, claim) in claims {
-            match claim {
-                Ok(Some(c)) => {
-                    tally.claimed += 1;
-                    match cfg.policy.on_claim(&c) {
-                        OnClaim::Publish => held.push(c),
-                        OnClaim::GiveUp { reason } => {
-                            give_up.push((c, Settle::Failed { error: reason }))
-                        }
-                    }
-                }
-                Ok(None) => tally.skipped += 1,
-                Err(e) => {
-                    warn!(pipeline = "outbox", id = %id, error = %e, "claim failed; the sweep retries");
-                    tally.errors += 1;
-                }
-            }
-        }
-        let sizes: Vec<usize> = held
-            .iter()
-            .map(|c| c.detail.len() + c.detail_type.len() + 64)
+        let held = claim_all(&self.outbox, ids, &cfg.policy.lease, now, token, "outbox").await;
+        tally.claimed += held.claimed.len() as u32;
+        tally.skipped += held.skipped;
+        tally.errors += held.errors;
+        let (give_up, publish): (Vec<_>, Vec<_>) = held
+            .claimed
+            .into_iter()
+            .map(|c| (cfg.policy.lease.give_up(c.attempts), c))
+            .partition(|(reason, _)| reason.is_some());
+        let mut settles: Vec<(Claimed<OutboxRecord>, Settle)> = give_up
+            .into_iter()
+            .map(|(reason, c)| {
+                (
+                    c,
+                    Settle::Failed {
+                        error: reason.unwrap_or_default(),
+                    },
+                )
+            })
             .collect();
-        let published = join_all(batches(&sizes).into_iter().map(|range| {
-            let chunk = &held[range];
-            async move {
-                let entries: Vec<Outgoing> = chunk
-                    .iter()
-                    .map(|c| Outgoing {
-                        detail_type: c.detail_type.clone(),
-                        detail: c.detail.clone(),
-                    })
-                    .collect();
-                let results = self.bus.publish(&entries).await;
-                chunk.iter().zip(results).collect::<Vec<_>>()
-            }
-        }))
-        .await;
-        let mut settles: Vec<(Claimed, Settle)> = give_up;
-        for (c, result) in published.into_iter().flatten() {
+        let publish: Vec<Claimed<OutboxRecord>> = publish.into_iter().map(|(_, c)| c).collect();
+        for (c, result) in self.publish(&publish).await {
             let how = cfg.policy.settle(c, result, now(), rand::random::<f64>());
             settles.push((c.clone(), how));
         }
@@ -210,68 +158,85 @@ impl<O: OutboxStore, B: Publisher> Ports<O, B> {
             (c, how, r)
         }))
         .await;
-        let mut alerts = Vec::new();
         for (c, how, r) in done {
-            if let Some(alert) = self.count_settle(&c, &how, r, tally) {
-                alerts.push((c, alert));
-            }
-        }
-        for (c, alert) in alerts {
-            match self.bus.publish(std::slice::from_ref(&alert)).await.pop() {
-                Some(Ok(())) => tally.alerts += 1,
-                other => {
-                    error!(pipeline = "outbox", id = %c.id, error = ?other, "the alert for a failed record could not be published");
-                    tally.errors += 1;
-                }
+            if let Some(alert) = count_settle(&c, &how, r, tally) {
+                self.alert(&c, alert, tally).await;
             }
         }
     }
 
-    /// Counts and logs one settle; returns the alert to send when the record ended `Failed`.
-    fn count_settle(
+    /// Publishes `records` in PutEvents calls (concurrently); each with its own entry's result.
+    async fn publish<'c>(
         &self,
-        c: &Claimed,
-        how: &Settle,
-        written: Result<bool, PortError>,
-        tally: &mut Tally,
-    ) -> Option<Outgoing> {
-        match written {
-            Ok(true) => {}
-            Ok(false) => {
-                warn!(pipeline = "outbox", id = %c.id, event_id = %c.event_id, "lease lost before settling; another relay owns the record");
-                tally.lost_leases += 1;
-                return None;
+        records: &'c [Claimed<OutboxRecord>],
+    ) -> Vec<(&'c Claimed<OutboxRecord>, Result<(), String>)> {
+        let sizes: Vec<usize> = records
+            .iter()
+            .map(|c| c.record.detail.len() + c.record.detail_type.len() + 64)
+            .collect();
+        let published = join_all(batches(&sizes).into_iter().map(|range| {
+            let chunk = &records[range];
+            async move {
+                let entries: Vec<Outgoing> = chunk
+                    .iter()
+                    .map(|c| Outgoing {
+                        detail_type: c.record.detail_type.clone(),
+                        detail: c.record.detail.clone(),
+                    })
+                    .collect();
+                let results = self.bus.publish(&entries).await;
+                chunk.iter().zip(results).collect::<Vec<_>>()
             }
-            Err(e) => {
-                // The claim stays until its lease expires; then the record is due again.
-                error!(pipeline = "outbox", id = %c.id, error = %e, "settle failed; the record is retried after its lease");
+        }))
+        .await;
+        published.into_iter().flatten().collect()
+    }
+
+    async fn alert(&self, c: &Claimed<OutboxRecord>, alert: Outgoing, tally: &mut Tally) {
+        match self.bus.publish(std::slice::from_ref(&alert)).await.pop() {
+            Some(Ok(())) => tally.alerts += 1,
+            other => {
+                error!(pipeline = "outbox", id = %c.id, error = ?other, "the alert for a failed record could not be published");
                 tally.errors += 1;
-                return None;
             }
         }
-        match how {
-            Settle::Processed {
-                published_at_ms, ..
-            } => {
-                tally.published += 1;
-                // Relay lag: written → published.
-                let lag_ms = published_at_ms.saturating_sub(c.created_at_ms);
-                info!(pipeline = "outbox", id = %c.id, event_id = %c.event_id, attempts = c.attempts, lag_ms, outcome = "published");
-                None
-            }
-            Settle::Retry { due_at_ms, error } => {
-                tally.retried += 1;
-                warn!(pipeline = "outbox", id = %c.id, due_at_ms, error = %error, outcome = "retry");
-                None
-            }
-            Settle::Failed { error } => {
-                tally.failed += 1;
-                error!(pipeline = "outbox", id = %c.id, event_id = %c.event_id, error = %error, outcome = "failed");
-                Some(Outgoing {
-                    detail_type: RECORD_FAILED.to_owned(),
-                    detail: failed_detail(c, error).to_string(),
-                })
-            }
+    }
+}
+
+/// Counts and logs one settle; returns the alert to send when the record ended `Failed`.
+fn count_settle(
+    c: &Claimed<OutboxRecord>,
+    how: &Settle,
+    written: PortResult<Settled>,
+    tally: &mut Tally,
+) -> Option<Outgoing> {
+    match &written {
+        Ok(Settled::LeaseLost) => tally.lost_leases += 1,
+        Err(_) => tally.errors += 1,
+        Ok(_) => {}
+    }
+    settled("outbox", c, written)?;
+    match how {
+        Settle::Done { at_ms, .. } => {
+            tally.published += 1;
+            // Relay lag: written → published.
+            let lag_ms = at_ms.saturating_sub(c.record.created_at_ms);
+            info!(pipeline = "outbox", id = %c.id, event_id = %c.record.event_id, attempts = c.attempts, lag_ms, outcome = "published");
+            None
+        }
+        Settle::Retry { due_at_ms, error } => {
+            tally.retried += 1;
+            warn!(pipeline = "outbox", id = %c.id, due_at_ms, error = %error, outcome = "retry");
+            None
+        }
+        Settle::Release { .. } => None,
+        Settle::Failed { error } => {
+            tally.failed += 1;
+            error!(pipeline = "outbox", id = %c.id, event_id = %c.record.event_id, error = %error, outcome = "failed");
+            Some(Outgoing {
+                detail_type: RECORD_FAILED.to_owned(),
+                detail: failed_detail(c, error).to_string(),
+            })
         }
     }
 }
@@ -284,20 +249,21 @@ mod tests {
     use std::time::Duration;
     use steadfast_domain::backoff::{Backoff, Jitter};
     use steadfast_domain::fakes::{MemOutbox, MemPublisher};
+    use steadfast_domain::lease::{LeasePolicy, Status};
     use steadfast_domain::outbox::{NewRecord, APPLICATION_RECEIVED};
-    use steadfast_domain::OutboxStatus;
 
     fn cfg() -> Config {
         Config {
             policy: RelayPolicy {
-                max_attempts: 3,
-                retry: Backoff {
-                    base: Duration::from_secs(1),
-                    cap: Duration::from_secs(4),
-                    jitter: Jitter::None,
-                    queue_limit: Duration::ZERO,
+                lease: LeasePolicy {
+                    retry: Backoff {
+                        base: Duration::from_secs(1),
+                        cap: Duration::from_secs(4),
+                        jitter: Jitter::None,
+                        queue_limit: Duration::ZERO,
+                    },
+                    ..LeasePolicy::new(3, Duration::from_secs(10), "attempt")
                 },
-                lease: Duration::from_secs(10),
                 retention: Duration::from_secs(60),
             },
             shards: 4,
@@ -329,12 +295,9 @@ mod tests {
             {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"Keys": {"id": {"S": "A-1"}}}},
             {"eventSource": "aws:dynamodb", "eventName": "MODIFY", "dynamodb": {"Keys": {"id": {"S": "A-2"}}}},
         ]});
-        assert_eq!(Trigger::of(&ev), Trigger::Inserted(vec!["A-1".into()]));
-        assert_eq!(
-            Trigger::of(&json!({"source": "aws.scheduler"})),
-            Trigger::Sweep
-        );
-        assert_eq!(Trigger::of(&json!({})), Trigger::Sweep);
+        assert_eq!(trigger(&ev), Trigger::Records(vec!["A-1".into()]));
+        assert_eq!(trigger(&json!({"source": "aws.scheduler"})), Trigger::Sweep);
+        assert_eq!(trigger(&json!({})), Trigger::Sweep);
     }
 
     #[tokio::test]
@@ -345,7 +308,7 @@ mod tests {
         let calls = p.bus.calls.lock().unwrap();
         assert!(calls.iter().all(|c| c.len() <= 10));
         assert!(calls.len() >= 3);
-        assert_eq!(p.outbox.get("A-7").unwrap().status, OutboxStatus::Processed);
+        assert_eq!(p.outbox.get("A-7").unwrap().status, Status::Processed);
         assert_eq!(p.outbox.get("A-7").unwrap().due_at_ms, None);
     }
 
@@ -353,18 +316,10 @@ mod tests {
     async fn inserted_records_are_published_without_a_sweep() {
         let p = ports(3);
         let t = p
-            .run(
-                &cfg(),
-                Trigger::Inserted(vec!["A-1".into()]),
-                || 1_000,
-                "t1",
-            )
+            .run(&cfg(), Trigger::Records(vec!["A-1".into()]), || 1_000, "t1")
             .await;
         assert_eq!(t.published, 1);
-        assert_eq!(
-            p.outbox.get("A-0").unwrap().status,
-            OutboxStatus::ToBeProcessed
-        );
+        assert_eq!(p.outbox.get("A-0").unwrap().status, Status::ToBeProcessed);
     }
 
     #[tokio::test]
@@ -376,7 +331,7 @@ mod tests {
         let r = p.outbox.get("A-0").unwrap();
         assert_eq!(
             (r.status, r.attempts, r.due_at_ms),
-            (OutboxStatus::ToBeProcessed, 1, Some(2_000))
+            (Status::ToBeProcessed, 1, Some(2_000))
         );
         // Not due yet: nothing happens.
         let t = p.run(&cfg(), Trigger::Sweep, || 1_500, "t2").await;
@@ -415,7 +370,7 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         assert!(alerts[0].detail.contains("A-3"));
         let r = p.outbox.get("A-3").unwrap();
-        assert_eq!((r.status, r.attempts), (OutboxStatus::Failed, 3));
+        assert_eq!((r.status, r.attempts), (Status::Failed, 3));
     }
 
     #[tokio::test]
@@ -425,7 +380,7 @@ mod tests {
         // A relay claims at t=1000 and dies.
         let dead = p
             .outbox
-            .claim("A-0", 1_000, c.policy.lease_until(1_000), "dead")
+            .claim("A-0", 1_000, c.policy.lease.lease_until(1_000), "dead")
             .await
             .unwrap()
             .unwrap();
@@ -434,7 +389,7 @@ mod tests {
         let t = p.run(&c, Trigger::Sweep, || 11_001, "live").await;
         assert_eq!(t.published, 1);
         let r = p.outbox.get("A-0").unwrap();
-        assert_eq!((r.status, r.attempts), (OutboxStatus::Processed, 2));
+        assert_eq!((r.status, r.attempts), (Status::Processed, 2));
         let late = p
             .outbox
             .settle(
@@ -446,7 +401,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert!(!late, "a lost lease settles nothing");
+        assert_eq!(late, Settled::LeaseLost, "a lost lease settles nothing");
     }
 
     #[tokio::test]
@@ -456,7 +411,7 @@ mod tests {
         let mut t0 = 1_000;
         for _ in 0..3 {
             p.outbox
-                .claim("A-0", t0, c.policy.lease_until(t0), "dies")
+                .claim("A-0", t0, c.policy.lease.lease_until(t0), "dies")
                 .await
                 .unwrap()
                 .unwrap();
@@ -464,6 +419,6 @@ mod tests {
         }
         let t = p.run(&c, Trigger::Sweep, || t0, "live").await;
         assert_eq!((t.failed, t.alerts, t.published), (1, 1, 0));
-        assert_eq!(p.outbox.get("A-0").unwrap().status, OutboxStatus::Failed);
+        assert_eq!(p.outbox.get("A-0").unwrap().status, Status::Failed);
     }
 }

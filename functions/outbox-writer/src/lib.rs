@@ -7,10 +7,11 @@
 //! nothing). A message whose store or parking failed goes back to the queue (batch item
 //! failure); the rest of the batch is not affected.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use futures::future::join_all;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::outbox::{application_detail, NewRecord, APPLICATION_RECEIVED};
-use steadfast_domain::ports::{ApplicationStore, ParkedMessage, Parking, Stored};
+use steadfast_domain::ports::{ApplicationStore, EventBus, Parking, Stored};
+use steadfast_runtime::batch::{message_id, Fate, Parker};
 use tracing::{info, warn};
 
 pub struct Config {
@@ -20,9 +21,21 @@ pub struct Config {
     pub shards: u32,
 }
 
-pub struct Ports<A, P> {
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        Ok(Config {
+            source: env
+                .optional("OUTBOX_SOURCE_NAME")
+                .unwrap_or_else(|| "applications".into()),
+            shards: steadfast_aws::outbox::shards_from(env)?,
+        })
+    }
+}
+
+pub struct Ports<A, P, E> {
     pub store: A,
     pub parking: P,
+    pub events: E,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -33,14 +46,7 @@ pub struct Tally {
     pub handed_back: u32,
 }
 
-enum Fate {
-    Stored,
-    Resubmitted,
-    Parked,
-    HandBack,
-}
-
-impl<A: ApplicationStore, P: Parking> Ports<A, P> {
+impl<A: ApplicationStore, P: Parking, E: EventBus> Ports<A, P, E> {
     /// Handles one batch; its messages are independent, so they are handled concurrently.
     /// `now` reads the clock (each record is stamped when it is written).
     pub async fn handle(
@@ -49,22 +55,22 @@ impl<A: ApplicationStore, P: Parking> Ports<A, P> {
         event: SqsEvent,
         now: impl Fn() -> u64,
     ) -> (SqsBatchResponse, Tally) {
-        let mut tally = Tally::default();
-        let mut response = SqsBatchResponse::default();
-        let fates = join_all(event.records.iter().map(|m| self.one(cfg, m, now()))).await;
-        for (m, fate) in event.records.iter().zip(fates) {
-            match fate {
-                Fate::Stored => tally.stored += 1,
-                Fate::Resubmitted => tally.resubmissions += 1,
-                Fate::Parked => tally.parked += 1,
-                Fate::HandBack => {
-                    tally.handed_back += 1;
-                    let mut f = BatchItemFailure::default();
-                    f.item_identifier = m.message_id.clone().unwrap_or_default();
-                    response.batch_item_failures.push(f);
-                }
-            }
-        }
+        let parker = Parker {
+            parking: &self.parking,
+            events: &self.events,
+            source: &cfg.source,
+            target: &cfg.source,
+        };
+        let now = &now;
+        let (response, counts) = parker
+            .run(&event.records, |m| self.one(cfg, m, now()))
+            .await;
+        let tally = Tally {
+            stored: counts.done("stored"),
+            resubmissions: counts.done("resubmission"),
+            parked: counts.parked,
+            handed_back: counts.handed_back,
+        };
         info!(
             pipeline = "outbox",
             stored = tally.stored,
@@ -77,13 +83,15 @@ impl<A: ApplicationStore, P: Parking> Ports<A, P> {
     }
 
     async fn one(&self, cfg: &Config, m: &SqsMessage, now_ms: u64) -> Fate {
-        let message_id = m.message_id.clone().unwrap_or_default();
-        let body = m.body.clone().unwrap_or_default();
-        let app = match steadfast_domain::transform(&body) {
+        let message_id = message_id(m);
+        let app = match steadfast_domain::transform(m.body.as_deref().unwrap_or_default()) {
             Ok(app) => app,
+            // An invalid message has no trustworthy application id.
             Err(e) => {
-                let reason = e.to_string();
-                return self.park(cfg, m, reason, now_ms).await;
+                return Fate::Park {
+                    reason: e.to_string(),
+                    identity: None,
+                }
             }
         };
         let id = app.application_id.clone();
@@ -99,38 +107,14 @@ impl<A: ApplicationStore, P: Parking> Ports<A, P> {
         match self.store.store(&id, &value, &message_id, &record).await {
             Ok(Stored::New) => {
                 info!(pipeline = "outbox", message_id, application_id = %id, event_id = %record.event_id, outcome = "stored");
-                Fate::Stored
+                Fate::Done("stored")
             }
             Ok(Stored::AlreadyExists) => {
                 info!(pipeline = "outbox", message_id, application_id = %id, outcome = "resubmission", "application exists; nothing written");
-                Fate::Resubmitted
+                Fate::Done("resubmission")
             }
             Err(e) => {
                 warn!(pipeline = "outbox", message_id, application_id = %id, error = %e, outcome = "handed_back");
-                Fate::HandBack
-            }
-        }
-    }
-
-    async fn park(&self, cfg: &Config, m: &SqsMessage, reason: String, now_ms: u64) -> Fate {
-        let message_id = m.message_id.as_deref().unwrap_or_default();
-        let parked = ParkedMessage {
-            source: cfg.source.clone(),
-            source_arn: m.event_source_arn.clone(),
-            message_id: message_id.to_owned(),
-            // An invalid message has no trustworthy application id.
-            identity: None,
-            reason: reason.clone(),
-            parked_at_ms: now_ms,
-            body: m.body.clone().unwrap_or_default(),
-        };
-        match self.parking.park(&parked).await {
-            Ok(()) => {
-                warn!(pipeline = "outbox", message_id, reason = %reason, outcome = "parked");
-                Fate::Parked
-            }
-            Err(e) => {
-                warn!(pipeline = "outbox", message_id, error = %e, outcome = "handed_back", "parking failed");
                 Fate::HandBack
             }
         }
@@ -141,7 +125,7 @@ impl<A: ApplicationStore, P: Parking> Ports<A, P> {
 mod tests {
     use super::*;
     use serde_json::json;
-    use steadfast_domain::fakes::{MemApplications, MemParking};
+    use steadfast_domain::fakes::{MemApplications, MemBus, MemParking};
 
     fn app(id: &str) -> String {
         json!({
@@ -171,10 +155,11 @@ mod tests {
         e
     }
 
-    fn ports() -> Ports<MemApplications, MemParking> {
+    fn ports() -> Ports<MemApplications, MemParking, MemBus> {
         Ports {
             store: MemApplications::default(),
             parking: MemParking::default(),
+            events: MemBus::default(),
         }
     }
 

@@ -19,14 +19,16 @@
 //! `open` to raise the mapping to its full concurrency.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::ports::*;
 use steadfast_domain::{
-    is_poison, Action, BatchRun, CloseRequest, Fate, FlowEvent, Gate, IdentityRule, OpenRequest,
-    OrderMessage, Outcome, RetryPolicy, TripRequest,
+    is_poison, Fate as Judged, Gate, IdentityRule, OpenRequest, OrderMessage, RetryPolicy,
 };
+use steadfast_runtime::batch::{hand_back_all, message_id, receive_count, Fate, Parker};
+use steadfast_runtime::deliver::{deliver_all, log_answer, request_halt, HaltRequest, Item};
 use tracing::{info, warn};
 
 pub struct Config {
@@ -45,6 +47,35 @@ pub struct Config {
     /// Deliveries after a resume before the flow runs at full concurrency.
     /// `RAMP_UP_SUCCESSES`, default 20.
     pub ramp_up_successes: u64,
+    /// The invocation's length when the runtime gives no usable deadline (local Runtime API
+    /// servers). `INVOCATION_TIMEOUT_SECONDS`, default 30.
+    pub invocation_timeout: Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let d = RetryPolicy::default();
+        Ok(Config {
+            target: env
+                .optional("TARGET_NAME")
+                .unwrap_or_else(|| "portal".into()),
+            identity: steadfast_aws::clients::identity_rule(env)?,
+            retry: RetryPolicy {
+                max_attempts: env.whole_in("MAX_ATTEMPTS", u64::from(d.max_attempts), 2, 20)?
+                    as u32,
+                base: env.seconds("RETRY_BASE_SECONDS", d.base)?,
+                cap: env.seconds("RETRY_CAP_SECONDS", d.cap)?,
+                ..d
+            },
+            source: env
+                .optional("SOURCE_NAME")
+                .unwrap_or_else(|| "orders".into()),
+            poison_receive_count: env.whole_in("POISON_RECEIVE_COUNT", 5, 1, 1000)? as u32,
+            ramp_up_successes: env.whole_in("RAMP_UP_SUCCESSES", 20, 1, 100_000)?,
+            invocation_timeout: env
+                .seconds("INVOCATION_TIMEOUT_SECONDS", Duration::from_secs(30))?,
+        })
+    }
 }
 
 pub struct Ports<G, L, P, E, I, T> {
@@ -70,23 +101,13 @@ pub struct Tally {
 use steadfast_aws::now_ms;
 
 /// A message of the batch that will be tried.
-struct Candidate<'a> {
-    msg: &'a SqsMessage,
+struct Candidate {
+    /// Its place in the batch.
+    index: usize,
     order: OrderMessage,
     receive_count: u32,
     /// Receives on which it failed on its own before.
     strikes: u32,
-}
-
-fn message_id(msg: &SqsMessage) -> String {
-    msg.message_id.clone().unwrap_or_default()
-}
-
-fn receive_count(msg: &SqsMessage) -> u32 {
-    msg.attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1)
 }
 
 impl<G, L, P, E, I, T> Ports<G, L, P, E, I, T>
@@ -105,262 +126,187 @@ where
         event: SqsEvent,
         deadline: Instant,
     ) -> (SqsBatchResponse, Tally) {
-        let mut tally = Tally::default();
         let messages = event.records;
         let observed_at_ms = now_ms();
         let gate = match self.gates.load(&cfg.target).await {
             Ok(g) if g.is_flowing() => g,
             Ok(g) => {
                 info!(target_api = %cfg.target, state = ?g.state, epoch = g.epoch, count = messages.len(), "gate not flowing; batch handed back");
-                return hand_back_all(&messages, tally);
+                return handed_back(&messages);
             }
             Err(e) => {
                 warn!(target_api = %cfg.target, error = %e, "gate unreadable; handing the batch back");
-                return hand_back_all(&messages, tally);
+                return handed_back(&messages);
             }
         };
-        let mut failures: Vec<String> = Vec::new();
+        let mut fates = vec![Fate::HandBack; messages.len()];
+        // 1–2. Validate everything first, so the ledger is asked once per batch.
+        let (candidates, copies) = self.candidates(cfg, &messages, &mut fates).await;
+        // 3. Deliver as the judge decides.
+        let items: Vec<Item<T>> = candidates
+            .iter()
+            .map(|c| Item {
+                target: &self.target,
+                key: &c.order.identity,
+                body: &c.order.body,
+                receives: c.receive_count,
+                strikes: c.strikes,
+            })
+            .collect();
+        let (run, calls) = deliver_all(cfg.retry, &items, deadline, |i, attempt, outcome| {
+            let (c, ledger) = (&candidates[i], &self.ledger);
+            let message_id = message_id(&messages[c.index]);
+            log_answer("orders", &c.order.identity, attempt, outcome);
+            let delivered = matches!(outcome, steadfast_domain::Outcome::Delivered { .. });
+            async move {
+                if !delivered {
+                    return;
+                }
+                if let Err(e) = ledger.record(&c.order.identity, &message_id).await {
+                    // Delivered all the same; a redelivery meets the target's own
+                    // idempotency check through the same Idempotency-Key.
+                    warn!(identity = %c.order.identity, error = %e, "ledger write failed");
+                }
+            }
+        })
+        .await;
+        // 4. The fates: copies of one identity in one batch follow the first copy's.
+        for (c, judged) in candidates.iter().zip(run.fates()) {
+            let fate = self.fate(cfg, c, judged).await;
+            let delivered = fate == Fate::Done("delivered");
+            for &copy in copies.get(&c.order.identity).into_iter().flatten() {
+                fates[copy] = if delivered {
+                    Fate::Done("duplicate")
+                } else {
+                    Fate::HandBack
+                };
+            }
+            fates[c.index] = fate;
+        }
+        let tripped = run.trip().is_some();
+        if let Some(trip) = run.trip() {
+            let c = &candidates[trip.index];
+            let who = HaltRequest {
+                target: &cfg.target,
+                pipeline: "orders",
+                identity: &c.order.identity,
+                message_id: &message_id(&messages[c.index]),
+                observed_at_ms: Some(observed_at_ms),
+            };
+            request_halt(&self.events, &self.invoker, &who, trip).await;
+        }
+        if gate.ramping && calls.delivered > 0 {
+            self.count_ramp(cfg, &gate, calls.delivered).await;
+        }
+        let parker = Parker {
+            parking: &self.parking,
+            events: &self.events,
+            source: &cfg.source,
+            target: &cfg.target,
+        };
+        let (response, counts) = parker.finish(&messages, fates).await;
+        let tally = Tally {
+            delivered: calls.delivered,
+            duplicates_skipped: counts.done("duplicate"),
+            parked: counts.parked,
+            handed_back: counts.handed_back,
+            api_calls: calls.made,
+            tripped,
+        };
+        info!(target_api = %cfg.target, delivered = tally.delivered, duplicates = tally.duplicates_skipped, parked = tally.parked, handed_back = tally.handed_back, api_calls = tally.api_calls, tripped = tally.tripped, "batch done");
+        (response, tally)
+    }
 
-        // 1. Validate everything first, so the ledger is asked once per batch.
+    /// Validates every message and asks the ledger once: bad messages are to be parked,
+    /// delivered identities skipped, an identity the ledger cannot read concerns only its own
+    /// message. Returns the messages to try, and the later copies of each identity.
+    async fn candidates(
+        &self,
+        cfg: &Config,
+        messages: &[SqsMessage],
+        fates: &mut [Fate],
+    ) -> (Vec<Candidate>, HashMap<String, Vec<usize>>) {
         let mut valid = Vec::new();
-        for msg in &messages {
+        for (index, msg) in messages.iter().enumerate() {
             match OrderMessage::parse(msg.body.as_deref().unwrap_or(""), &cfg.identity) {
                 Ok(order) => valid.push(Candidate {
-                    msg,
+                    index,
                     order,
                     receive_count: receive_count(msg),
                     strikes: 0,
                 }),
                 Err(e) => {
-                    self.park(cfg, msg, None, &e.to_string(), &mut tally, &mut failures)
-                        .await
+                    fates[index] = Fate::Park {
+                        reason: e.to_string(),
+                        identity: None,
+                    }
                 }
             }
         }
-
-        // 2. The ledger: delivered identities are not sent again; a read error concerns only
-        //    its own message.
         let identities: Vec<String> = valid.iter().map(|c| c.order.identity.clone()).collect();
         let read = self.ledger.delivered(&identities).await;
-        let mut candidates: Vec<Candidate> = Vec::new();
-        // Copies of one identity in one batch follow the first copy's fate.
-        let mut copies: HashMap<String, Vec<&SqsMessage>> = HashMap::new();
+        let mut candidates = Vec::new();
+        let mut copies: HashMap<String, Vec<usize>> = HashMap::new();
         for mut c in valid {
             c.strikes = read.strikes.get(&c.order.identity).copied().unwrap_or(0);
-            let id = &c.order.identity;
-            if read.delivered.contains(id) {
-                info!(message_id = %message_id(c.msg), identity = %id, outcome = "duplicate_skipped", "already delivered");
-                tally.duplicates_skipped += 1;
-            } else if let Some(e) = read.unreadable.get(id) {
+            let id = c.order.identity.clone();
+            let message_id = message_id(&messages[c.index]);
+            if read.delivered.contains(&id) {
+                info!(message_id, identity = %id, outcome = "duplicate_skipped", "already delivered");
+                fates[c.index] = Fate::Done("duplicate");
+            } else if let Some(e) = read.unreadable.get(&id) {
                 if e.is_invalid() {
                     let reason = format!("the ledger cannot hold this identity: {e}");
-                    self.park(cfg, c.msg, Some(id), &reason, &mut tally, &mut failures)
-                        .await;
+                    fates[c.index] = Fate::Park {
+                        reason,
+                        identity: Some(id),
+                    };
                 } else {
-                    warn!(message_id = %message_id(c.msg), identity = %id, error = %e, outcome = "handed_back", "ledger unreadable for this identity");
-                    failures.push(message_id(c.msg));
+                    warn!(message_id, identity = %id, error = %e, outcome = "handed_back", "ledger unreadable for this identity");
                 }
-            } else if let Some(first) = copies.get_mut(id) {
-                first.push(c.msg);
+            } else if let Some(later) = copies.get_mut(&id) {
+                later.push(c.index);
             } else {
-                copies.insert(id.clone(), vec![]);
+                copies.insert(id, vec![]);
                 candidates.push(c);
             }
         }
-
-        // 3. Deliver as the judge decides.
-        let run = self
-            .deliver_all(cfg, &candidates, deadline, &mut tally)
-            .await;
-
-        // 4. Carry out the fates.
-        for (c, fate) in candidates.iter().zip(run.fates()) {
-            let id = &c.order.identity;
-            let same = copies.remove(id).unwrap_or_default();
-            match fate {
-                Fate::Delivered => {
-                    tally.duplicates_skipped += same.len() as u32;
-                    continue;
-                }
-                Fate::Refused(reason) => {
-                    self.park(cfg, c.msg, Some(id), reason, &mut tally, &mut failures)
-                        .await
-                }
-                Fate::Own(reason) => match self.poison(cfg, c, reason).await {
-                    Some(why) => {
-                        self.park(cfg, c.msg, Some(id), &why, &mut tally, &mut failures)
-                            .await
-                    }
-                    None => failures.push(message_id(c.msg)),
-                },
-                Fate::HandBack | Fate::Open => failures.push(message_id(c.msg)),
-            }
-            failures.extend(same.iter().map(|m| message_id(m)));
-        }
-        if let Some(trip) = run.trip() {
-            tally.tripped = true;
-            let c = &candidates[trip.index];
-            self.trip(cfg, c, trip, observed_at_ms).await;
-        }
-        if gate.ramping && tally.delivered > 0 {
-            self.count_ramp(cfg, &gate, tally.delivered).await;
-        }
-        tally.handed_back = failures.len() as u32;
-        info!(target_api = %cfg.target, delivered = tally.delivered, duplicates = tally.duplicates_skipped, parked = tally.parked, handed_back = tally.handed_back, api_calls = tally.api_calls, tripped = tally.tripped, "batch done");
-        (response(failures), tally)
+        (candidates, copies)
     }
 
-    /// Runs the batch judge over `candidates`, calling the target as it says.
-    async fn deliver_all(
-        &self,
-        cfg: &Config,
-        candidates: &[Candidate<'_>],
-        deadline: Instant,
-        tally: &mut Tally,
-    ) -> BatchRun {
-        let receives: Vec<u32> = candidates.iter().map(|c| c.receive_count).collect();
-        let strikes: Vec<u32> = candidates.iter().map(|c| c.strikes).collect();
-        let mut run =
-            BatchRun::new(cfg.retry, self.target.timeout(), &receives).with_strikes(&strikes);
-        let remaining = || deadline.saturating_duration_since(Instant::now());
-        loop {
-            match run.next(remaining()) {
-                Action::Done => return run,
-                Action::Wait(pause) => tokio::time::sleep(pause).await,
-                Action::Call {
-                    index,
-                    attempt,
-                    timeout,
-                } => {
-                    let c = &candidates[index];
-                    let message_id = message_id(c.msg);
-                    let identity = &c.order.identity;
-                    tally.api_calls += 1;
-                    let outcome = self.target.deliver(identity, &c.order.body, timeout).await;
-                    match &outcome {
-                        Outcome::Delivered { status } => {
-                            info!(message_id, identity = %identity, status, attempt, outcome = "delivered", "delivered");
-                            tally.delivered += 1;
-                            if let Err(e) = self.ledger.record(identity, &message_id).await {
-                                // Delivered all the same; a redelivery meets the target's own
-                                // idempotency check through the same Idempotency-Key.
-                                warn!(identity = %identity, error = %e, "ledger write failed");
-                            }
-                        }
-                        Outcome::Refused(reason) => {
-                            info!(message_id, identity = %identity, attempt, reason, outcome = "refused", "refused by the target");
-                        }
-                        Outcome::Unavailable {
-                            reason,
-                            retry_after,
-                        } => {
-                            info!(message_id, identity = %identity, attempt, reason, retry_after_ms = retry_after.map(|d| d.as_millis() as u64), receive_count = c.receive_count, outcome = "target_failed", "target-level failure");
-                        }
-                    }
-                    run.answer(&outcome, remaining(), rand::random::<f64>());
-                }
-            }
-        }
-    }
-
-    async fn park(
-        &self,
-        cfg: &Config,
-        msg: &SqsMessage,
-        identity: Option<&str>,
-        reason: &str,
-        tally: &mut Tally,
-        failures: &mut Vec<String>,
-    ) {
-        let message_id = message_id(msg);
-        let parked = ParkedMessage {
-            source: cfg.source.clone(),
-            source_arn: msg.event_source_arn.clone(),
-            message_id: message_id.clone(),
-            identity: identity.map(str::to_owned),
-            reason: reason.to_owned(),
-            parked_at_ms: now_ms(),
-            body: msg.body.clone().unwrap_or_default(),
-        };
-        match self.parking.park(&parked).await {
-            Ok(()) => {
-                warn!(
-                    message_id,
-                    identity,
-                    reason,
-                    outcome = "parked",
-                    "message parked"
-                );
-                tally.parked += 1;
-                let event = FlowEvent::MessageParked {
-                    target: cfg.target.clone(),
-                    identity: identity.unwrap_or("").to_owned(),
-                    message_id,
-                    reason: reason.to_owned(),
-                };
-                if let Err(e) = self.events.emit(&event).await {
-                    warn!(error = %e, "MessageParked event not emitted");
-                }
-            }
-            Err(e) => {
-                // Not parked, so not deleted: it comes back and is parked next time.
-                warn!(message_id, reason, error = %e, "parking failed; message handed back");
-                failures.push(message_id);
-            }
+    /// What becomes of a tried message, as judged.
+    async fn fate(&self, cfg: &Config, c: &Candidate, judged: &Judged) -> Fate {
+        let identity = Some(c.order.identity.clone());
+        match judged {
+            Judged::Delivered => Fate::Done("delivered"),
+            Judged::Refused(reason) => Fate::Park {
+                reason: reason.clone(),
+                identity,
+            },
+            Judged::Own(reason) => match self.poison(cfg, c, reason).await {
+                Some(reason) => Fate::Park { reason, identity },
+                None => Fate::HandBack,
+            },
+            Judged::HandBack | Judged::Open => Fate::HandBack,
         }
     }
 
     /// A message that failed on its own: one more strike in the ledger; the reason to park it
     /// once it has failed on its own on more than `POISON_RECEIVE_COUNT` receives.
-    async fn poison(&self, cfg: &Config, c: &Candidate<'_>, last: &str) -> Option<String> {
+    async fn poison(&self, cfg: &Config, c: &Candidate, last: &str) -> Option<String> {
         let id = &c.order.identity;
         match self.ledger.strike(id).await {
             Ok(strikes) if is_poison(strikes, cfg.poison_receive_count) => Some(format!(
                 "failed on its own on {strikes} receives while other orders were delivered; last: {last}"
             )),
             Ok(strikes) => {
-                info!(message_id = %message_id(c.msg), identity = %id, strikes, outcome = "failed_on_its_own", "handed back; the target works for other orders");
+                info!(identity = %id, strikes, outcome = "failed_on_its_own", "handed back; the target works for other orders");
                 None
             }
             Err(e) => {
                 warn!(identity = %id, error = %e, "strike not counted; handed back");
                 None
             }
-        }
-    }
-
-    /// Tells the error service, and asks `close` to halt the flow.
-    async fn trip(
-        &self,
-        cfg: &Config,
-        c: &Candidate<'_>,
-        trip: &steadfast_domain::Trip,
-        observed_at_ms: u64,
-    ) {
-        let message_id = message_id(c.msg);
-        warn!(message_id, identity = %c.order.identity, attempts = trip.attempts, failures = trip.failures, reason = %trip.reason, outcome = "halt_requested", "the target is failing; asking close to halt the flow");
-        let failed = FlowEvent::DeliveryFailed {
-            target: cfg.target.clone(),
-            identity: c.order.identity.clone(),
-            message_id,
-            attempts: trip.attempts,
-            reason: trip.reason.clone(),
-        };
-        if let Err(e) = self.events.emit(&failed).await {
-            warn!(error = %e, "DeliveryFailed event not emitted");
-        }
-        let request = CloseRequest::Trip(TripRequest {
-            target: cfg.target.clone(),
-            reason: format!(
-                "{} target-level failures in a row, last: {}",
-                trip.failures, trip.reason
-            ),
-            wait_hint_ms: trip.wait_hint.map(|d| d.as_millis() as u64),
-            manual: false,
-            observed_at_ms: Some(observed_at_ms),
-        });
-        if let Err(e) = self.invoker.close(&request).await {
-            warn!(error = %e, "trip request not sent; the next batch will try again");
         }
     }
 
@@ -391,23 +337,13 @@ where
     }
 }
 
-fn hand_back_all(messages: &[SqsMessage], mut tally: Tally) -> (SqsBatchResponse, Tally) {
-    let failures: Vec<String> = messages.iter().map(message_id).collect();
-    tally.handed_back = failures.len() as u32;
-    (response(failures), tally)
-}
-
-fn response(failures: Vec<String>) -> SqsBatchResponse {
-    let mut r = SqsBatchResponse::default();
-    r.batch_item_failures = failures
-        .into_iter()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    r
+fn handed_back(messages: &[SqsMessage]) -> (SqsBatchResponse, Tally) {
+    let (response, counts) = hand_back_all(messages);
+    let tally = Tally {
+        handed_back: counts.handed_back,
+        ..Tally::default()
+    };
+    (response, tally)
 }
 
 pub use steadfast_aws::deadline_from;
@@ -417,6 +353,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
     use steadfast_domain::fakes::*;
+    use steadfast_domain::{CloseRequest, Outcome};
 
     type Fake = Ports<MemGates, MemLedger, MemParking, MemBus, MemInvoker, ScriptedTarget>;
 
@@ -433,6 +370,7 @@ mod tests {
 
     fn cfg(max_attempts: u32) -> Config {
         Config {
+            invocation_timeout: Duration::from_secs(30),
             target: "portal".into(),
             identity: IdentityRule::parse("orders", "/orderId").unwrap(),
             retry: RetryPolicy {
@@ -624,13 +562,14 @@ mod tests {
         assert_eq!((tally.parked, tally.delivered), (4, 1));
         let parked = p.parking.all();
         let reasons: Vec<&str> = parked.iter().map(|m| m.reason.as_str()).collect();
-        assert!(reasons[0].starts_with("body is not valid JSON"));
-        assert_eq!(reasons[1], "identity field /orderId is missing");
-        assert!(reasons[2].contains("over the limit of 1024"));
-        assert_eq!(reasons[3], "HTTP 400: Bad Request");
-        assert_eq!(parked[0].body, "nope", "parked as it came");
+        // parked in batch order
+        assert_eq!(reasons[0], "HTTP 400: Bad Request");
+        assert!(reasons[1].starts_with("body is not valid JSON"));
+        assert_eq!(reasons[2], "identity field /orderId is missing");
+        assert!(reasons[3].contains("over the limit of 1024"));
+        assert_eq!(parked[1].body, "nope", "parked as it came");
         assert_eq!(
-            parked[0].source_arn.as_deref(),
+            parked[1].source_arn.as_deref(),
             Some("arn:aws:sqs:us-east-1:000000000000:orders")
         );
         assert_eq!(p.target.calls(), vec!["orders/1", "orders/4"]);

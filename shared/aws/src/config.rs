@@ -111,6 +111,32 @@ impl Env {
         }
     }
 
+    /// A leased-record policy: `max_var` (claims, 1–100), `{prefix}_RETRY_BASE_SECONDS`,
+    /// `{prefix}_RETRY_CAP_SECONDS`, `{prefix}_LEASE_SECONDS` (1–3600), over `d`.
+    pub fn lease_policy(
+        &self,
+        prefix: &str,
+        max_var: &str,
+        d: steadfast_domain::LeasePolicy,
+    ) -> Result<steadfast_domain::LeasePolicy, ConfigError> {
+        let lease = self.whole_in(
+            &format!("{prefix}_LEASE_SECONDS"),
+            d.lease.as_secs(),
+            1,
+            3600,
+        )?;
+        Ok(steadfast_domain::LeasePolicy {
+            max_claims: self.whole_in(max_var, u64::from(d.max_claims), 1, 100)? as u32,
+            retry: steadfast_domain::Backoff {
+                base: self.seconds(&format!("{prefix}_RETRY_BASE_SECONDS"), d.retry.base)?,
+                cap: self.seconds(&format!("{prefix}_RETRY_CAP_SECONDS"), d.retry.cap)?,
+                ..d.retry
+            },
+            lease: Duration::from_secs(lease),
+            noun: d.noun,
+        })
+    }
+
     pub fn flag(&self, name: &str) -> Result<bool, ConfigError> {
         match self
             .optional(name)

@@ -5,8 +5,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use steadfast_domain::ports::{GateStore, PortError, PortResult};
 use steadfast_domain::Gate;
 
-use crate::describe;
-
 pub struct DynamoGates {
     pub client: aws_sdk_dynamodb::Client,
     pub table: String,
@@ -23,10 +21,7 @@ impl GateStore for DynamoGates {
             .send()
             .await
             .map_err(|e| {
-                PortError::new(
-                    format!("GetItem gate {target} from {}", self.table),
-                    describe(&e),
-                )
+                crate::error::port_error(format!("GetItem gate {target} from {}", self.table), e)
             })?;
         match out.item {
             None => Ok(Gate::new(target)),
@@ -62,9 +57,9 @@ impl GateStore for DynamoGates {
             {
                 Ok(false)
             }
-            Err(e) => Err(PortError::new(
+            Err(e) => Err(crate::error::port_error(
                 format!("PutItem gate {} into {}", next.target, self.table),
-                describe(&e),
+                e,
             )),
         }
     }
@@ -104,9 +99,9 @@ impl GateStore for DynamoGates {
             {
                 Ok(None)
             }
-            Err(e) => Err(PortError::new(
+            Err(e) => Err(crate::error::port_error(
                 format!("UpdateItem ramp count of gate {target} in {}", self.table),
-                describe(&e),
+                e,
             )),
         }
     }

@@ -6,8 +6,6 @@ use serde::Serialize;
 use steadfast_domain::ports::{Invoker, PortError, PortResult};
 use steadfast_domain::{CloseRequest, OpenRequest, ProbeRequest};
 
-use crate::describe;
-
 pub struct LambdaInvoker {
     pub client: aws_sdk_lambda::Client,
     pub close_function: String,
@@ -41,7 +39,7 @@ impl LambdaInvoker {
             .payload(Blob::new(body))
             .send()
             .await
-            .map_err(|e| PortError::new(format!("Invoke {function}"), describe(&e)))?;
+            .map_err(|e| crate::error::port_error(format!("Invoke {function}"), e))?;
         Ok(())
     }
 }

@@ -16,7 +16,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use steadfast_domain::ports::{Ledger, LedgerRead, PortError, PortResult};
 
-use crate::{now_ms, port_error};
+use crate::error::port_error;
+use crate::now_ms;
 
 pub struct DynamoLedger {
     pub client: aws_sdk_dynamodb::Client,
@@ -84,7 +85,7 @@ impl DynamoLedger {
                 .set_request_items(Some(items))
                 .send()
                 .await
-                .map_err(|e| port_error(format!("BatchGetItem from {}", self.table), &e))?;
+                .map_err(|e| port_error(format!("BatchGetItem from {}", self.table), e))?;
             for item in out
                 .responses
                 .unwrap_or_default()
@@ -107,7 +108,7 @@ impl DynamoLedger {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| port_error(format!("GetItem from {}", self.table), &e))?;
+            .map_err(|e| port_error(format!("GetItem from {}", self.table), e))?;
         if let Some(item) = out.item {
             Self::note(&item, now_s, read);
         }
@@ -152,7 +153,7 @@ impl Ledger for DynamoLedger {
             )
             .send()
             .await
-            .map_err(|e| port_error(format!("PutItem {identity} into {}", self.table), &e))?;
+            .map_err(|e| port_error(format!("PutItem {identity} into {}", self.table), e))?;
         Ok(())
     }
 
@@ -172,7 +173,7 @@ impl Ledger for DynamoLedger {
             .map_err(|e| {
                 port_error(
                     format!("UpdateItem strikes of {identity} in {}", self.table),
-                    &e,
+                    e,
                 )
             })?;
         Ok(out

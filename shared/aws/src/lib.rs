@@ -1,26 +1,51 @@
 //! Steadfast's adapters: the one place that speaks AWS and HTTP. Each module implements a
-//! port of `steadfast_domain::ports`.
+//! port of `steadfast_domain::ports`, behind the crate feature of the service it speaks to
+//! (`dynamodb`, `sqs`, `eventbridge`, `scheduler`, `lambda`, `http`), so a function builds and
+//! links only the SDK clients it uses.
 
 pub mod clients;
 pub mod config;
-pub mod events;
-pub mod gates;
-pub mod http;
-pub mod inbox;
-pub mod invoke;
-pub mod items;
-pub mod ledger;
+pub mod error;
 pub mod logging;
 pub mod metrics;
+
+#[cfg(feature = "dynamodb")]
+pub mod gates;
+#[cfg(feature = "dynamodb")]
+pub mod inbox;
+#[cfg(feature = "dynamodb")]
+pub mod items;
+#[cfg(feature = "dynamodb")]
+pub mod leased;
+#[cfg(feature = "dynamodb")]
+pub mod ledger;
+#[cfg(feature = "dynamodb")]
 pub mod outbox;
+
+#[cfg(feature = "eventbridge")]
+pub mod events;
+
+#[cfg(feature = "sqs")]
 pub mod parking;
+#[cfg(feature = "sqs")]
 pub mod probe;
-pub mod switch;
+
+#[cfg(feature = "scheduler")]
 pub mod timers;
+
+#[cfg(feature = "lambda")]
+pub mod invoke;
+#[cfg(feature = "lambda")]
+pub mod switch;
+
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "http")]
 pub mod token;
 
 pub use clients::Clients;
 pub use config::{ConfigError, Env};
+pub(crate) use error::{or_refused, SdkResultExt};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -33,28 +58,6 @@ pub fn now_ms() -> u64 {
 /// An SDK error with its whole chain of causes, for logs and port errors.
 pub(crate) fn describe<E: std::error::Error>(e: &E) -> String {
     aws_smithy_types::error::display::DisplayErrorContext(e).to_string()
-}
-
-/// A port error from an SDK error that keeps its kind: a `ValidationException` (the request
-/// itself is refused, e.g. a key over DynamoDB's size limit) can never succeed.
-pub(crate) fn port_error<E, R>(
-    operation: impl Into<String>,
-    e: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
-) -> steadfast_domain::ports::PortError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    use steadfast_domain::ports::PortError;
-    let invalid = e
-        .as_service_error()
-        .and_then(|s| s.code())
-        .is_some_and(|c| c == "ValidationException" || c == "InvalidParameterValue");
-    if invalid {
-        PortError::invalid(operation, describe(e))
-    } else {
-        PortError::new(operation, describe(e))
-    }
 }
 
 /// The end of an invocation as an `Instant`, from the context's deadline (ms since the Unix

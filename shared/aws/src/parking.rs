@@ -14,7 +14,7 @@
 use aws_sdk_sqs::types::MessageAttributeValue;
 use steadfast_domain::ports::{ParkedMessage, Parking, PortError, PortResult};
 
-use crate::port_error;
+use crate::error::port_error;
 
 pub struct SqsParking {
     pub client: aws_sdk_sqs::Client,
@@ -82,7 +82,7 @@ impl Parking for SqsParking {
         send.send().await.map_err(|e| {
             port_error(
                 format!("SendMessage {} to parking queue", message.message_id),
-                &e,
+                e,
             )
         })?;
         Ok(())

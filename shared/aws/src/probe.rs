@@ -6,7 +6,7 @@
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use steadfast_domain::ports::{PortResult, ProbeSource, Queued, Taken};
 
-use crate::port_error;
+use crate::error::port_error;
 
 pub struct SqsProbeSource {
     pub client: aws_sdk_sqs::Client,
@@ -29,7 +29,7 @@ impl SqsProbeSource {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
             .send()
             .await
-            .map_err(|e| port_error("GetQueueAttributes for a probe", &e))?;
+            .map_err(|e| port_error("GetQueueAttributes for a probe", e))?;
         let a = out.attributes.unwrap_or_default();
         let waiting: u64 = a.values().filter_map(|v| v.parse::<u64>().ok()).sum();
         Ok(if waiting == 0 {
@@ -52,7 +52,7 @@ impl ProbeSource for SqsProbeSource {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| port_error("ReceiveMessage for a probe", &e))?;
+            .map_err(|e| port_error("ReceiveMessage for a probe", e))?;
         let Some(m) = out.messages.unwrap_or_default().into_iter().next() else {
             return self.nothing_visible().await;
         };
@@ -78,7 +78,7 @@ impl ProbeSource for SqsProbeSource {
             .receipt_handle(&message.receipt)
             .send()
             .await
-            .map_err(|e| port_error(format!("DeleteMessage {}", message.message_id), &e))?;
+            .map_err(|e| port_error(format!("DeleteMessage {}", message.message_id), e))?;
         Ok(())
     }
 
@@ -91,10 +91,7 @@ impl ProbeSource for SqsProbeSource {
             .send()
             .await
             .map_err(|e| {
-                port_error(
-                    format!("ChangeMessageVisibility {}", message.message_id),
-                    &e,
-                )
+                port_error(format!("ChangeMessageVisibility {}", message.message_id), e)
             })?;
         Ok(())
     }

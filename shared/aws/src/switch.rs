@@ -11,8 +11,6 @@ use aws_sdk_lambda::types::ScalingConfig;
 use steadfast_domain::ports::{FlowSwitch, PortError, PortResult, SwitchReading, SwitchState};
 use tokio::sync::OnceCell;
 
-use crate::describe;
-
 pub struct EsmSwitch {
     pub client: aws_sdk_lambda::Client,
     /// The processor function (name or ARN).
@@ -43,9 +41,9 @@ impl EsmSwitch {
                     .send()
                     .await
                     .map_err(|e| {
-                        PortError::new(
+                        crate::error::port_error(
                             format!("ListEventSourceMappings of {}", self.function),
-                            describe(&e),
+                            e,
                         )
                     })?;
                 out.event_source_mappings
@@ -72,7 +70,7 @@ impl FlowSwitch for EsmSwitch {
             .uuid(uuid)
             .send()
             .await
-            .map_err(|e| PortError::new(format!("GetEventSourceMapping {uuid}"), describe(&e)))?;
+            .map_err(|e| crate::error::port_error(format!("GetEventSourceMapping {uuid}"), e))?;
         let state = match out.state.as_deref() {
             Some("Enabled") => SwitchState::Enabled,
             Some("Disabled") => SwitchState::Disabled,
@@ -120,10 +118,7 @@ impl FlowSwitch for EsmSwitch {
                     pause *= 2;
                 }
                 Err(e) => {
-                    return Err(PortError::new(
-                        format!("UpdateEventSourceMapping {uuid} enabled={enabled:?} max_concurrency={max_concurrency:?}"),
-                        describe(&e),
-                    ))
+                    return Err(crate::error::port_error(format!("UpdateEventSourceMapping {uuid} enabled={enabled:?} max_concurrency={max_concurrency:?}"), e))
                 }
             }
         }

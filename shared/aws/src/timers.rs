@@ -8,8 +8,6 @@ use aws_sdk_scheduler::types::{
 use steadfast_domain::ports::{PortError, PortResult, Timers};
 use steadfast_domain::{ProbeRequest, TimerRoute};
 
-use crate::describe;
-
 pub struct QueueAndScheduleTimers {
     pub sqs: aws_sdk_sqs::Client,
     pub scheduler: aws_sdk_scheduler::Client,
@@ -45,9 +43,9 @@ impl Timers for QueueAndScheduleTimers {
                     .send()
                     .await
                     .map_err(|e| {
-                        PortError::new(
+                        crate::error::port_error(
                             format!("SendMessage timer {}", probe.schedule_name(&self.queue_arn)),
-                            describe(&e),
+                            e,
                         )
                     })?;
             }
@@ -90,9 +88,9 @@ impl Timers for QueueAndScheduleTimers {
                         if e.as_service_error()
                             .is_some_and(|s| s.is_conflict_exception()) => {}
                     Err(e) => {
-                        return Err(PortError::new(
+                        return Err(crate::error::port_error(
                             format!("CreateSchedule {name}"),
-                            describe(&e),
+                            e,
                         ))
                     }
                 }
@@ -118,9 +116,9 @@ impl Timers for QueueAndScheduleTimers {
             {
                 Ok(())
             }
-            Err(e) => Err(PortError::new(
+            Err(e) => Err(crate::error::port_error(
                 format!("DeleteSchedule {name}"),
-                describe(&e),
+                e,
             )),
         }
     }

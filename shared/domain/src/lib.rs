@@ -4,9 +4,11 @@
 
 pub mod application;
 pub mod backoff;
+pub mod error;
 pub mod gate;
 pub mod inbox;
 pub mod judge;
+pub mod lease;
 pub mod message;
 pub mod outbox;
 pub mod outcome;
@@ -21,10 +23,11 @@ pub mod fakes;
 pub use application::{transform, ApplicationError, ApprovalApplication};
 pub use backoff::{Backoff, Jitter, TimerRoute};
 pub use gate::{Gate, GateState, Refused};
-pub use inbox::{InboxConfig, InboxError, InboxStatus, Incoming, Merge};
+pub use inbox::{InboxConfig, InboxError, Incoming, Merge};
 pub use judge::{is_poison, Action, BatchRun, Fate, Trip};
+pub use lease::{Claimed, LeasePolicy, Settle, Settled, Status};
 pub use message::{idempotency_key, IdentityRule, MessageError, OrderMessage};
-pub use outbox::{Claimed, NewRecord, OnClaim, OutboxStatus, RelayPolicy, Settle};
+pub use outbox::{NewRecord, OutboxRecord, RelayPolicy};
 pub use outcome::{Outcome, StatusClasses};
 pub use retry::{Next, RetryPolicy};
 pub use signal::{CloseRequest, FlowEvent, OpenRequest, ProbeRequest, TripRequest};

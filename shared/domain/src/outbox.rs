@@ -1,25 +1,14 @@
-//! The outbox record's lifecycle and the relay's rules.
-//!
-//! ```text
-//!                      claim (due, or lease expired)
-//!   ToBeProcessed ─────────────────────────────────▶ InProgress ──publish ok──▶ Processed (TTL)
-//!        ▲                                              │
-//!        └──── publish failed, attempts < max ──────────┤
-//!                                                       └── attempts ≥ max ──▶ Failed (+ alert)
-//! ```
-//!
-//! Only pending records (`ToBeProcessed`, `InProgress`) carry the index attributes `due_shard`
-//! and `due_at`, so the due index is sparse: it holds exactly the work left. For a pending
-//! record `due_at` is its next-attempt time; for a claimed one, the end of its lease, so an
-//! expired lease makes the record due again without a separate sweep. Each claim counts as an
-//! attempt, so a record that crashes every relay that claims it still ends `Failed`.
+//! The outbox: records written with the business record in one transaction and published to
+//! the event bus by the relay, through the leased-record lifecycle of [`crate::lease`]
+//! (`Processed` records are kept for a retention period, then removed by TTL; `Failed` ones
+//! raise an alert).
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::backoff::Backoff;
+use crate::lease::{shard_of, Claimed, LeasePolicy, Leased, Settle};
 
 /// `detail-type` of a published application.
 pub const APPLICATION_RECEIVED: &str = "MortgageApplicationReceived";
@@ -28,25 +17,6 @@ pub const RECORD_FAILED: &str = "OutboxRecordFailed";
 /// PutEvents limits: entries per call and bytes per call.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
 pub const MAX_BYTES_PER_CALL: usize = 256 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OutboxStatus {
-    ToBeProcessed,
-    InProgress,
-    Processed,
-    Failed,
-}
-
-impl OutboxStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::ToBeProcessed => "ToBeProcessed",
-            OutboxStatus::InProgress => "InProgress",
-            OutboxStatus::Processed => "Processed",
-            OutboxStatus::Failed => "Failed",
-        }
-    }
-}
 
 /// The deterministic event id of record `id`: the same record always publishes under the same
 /// id, so a consumer can drop the rare second copy (a relay that crashed after PutEvents).
@@ -61,12 +31,6 @@ pub fn event_id(id: &str) -> String {
         &h[16..20],
         &h[20..32]
     )
-}
-
-/// The due-index shard of record `id` among `shards` (spreads writes over index partitions).
-pub fn shard_of(id: &str, shards: u32) -> u32 {
-    let d = Sha256::digest(id.as_bytes());
-    u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % shards.max(1)
 }
 
 /// A record as written by the writer, in the same transaction as the business record.
@@ -94,53 +58,23 @@ impl NewRecord {
     }
 }
 
-/// A record this relay holds a lease on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
-    pub id: String,
+/// What the relay publishes of a claimed record.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OutboxRecord {
     pub event_id: String,
     pub detail_type: String,
+    /// The event detail, JSON text.
     pub detail: String,
-    /// Claims so far, this one included.
-    pub attempts: u32,
-    /// This claim's token; settling is conditional on it.
-    pub token: String,
     pub created_at_ms: u64,
 }
 
-/// What to do with a record just claimed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OnClaim {
-    Publish,
-    /// Earlier claims ran out of attempts without settling (crashed relays).
-    GiveUp {
-        reason: String,
-    },
-}
-
-/// How a claimed record is settled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settle {
-    /// Published; kept until `expires_at_s` (TTL, epoch seconds).
-    Processed {
-        published_at_ms: u64,
-        expires_at_s: u64,
-    },
-    /// Back to `ToBeProcessed`, due again at `due_at_ms`.
-    Retry { due_at_ms: u64, error: String },
-    /// No more attempts; an alert follows.
-    Failed { error: String },
-}
+impl Leased for OutboxRecord {}
 
 /// The relay's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RelayPolicy {
-    /// Claims (publish attempts) before a record is `Failed`.
-    pub max_attempts: u32,
-    /// Delay before the next attempt after a failed one: attempt n waits `retry.delay(n-1)`.
-    pub retry: Backoff,
-    /// How long a claim holds; a record is reclaimable once its lease has passed.
-    pub lease: Duration,
+    /// Claims (publish attempts) before a record is `Failed`, their backoff, and the lease.
+    pub lease: LeasePolicy,
     /// How long `Processed` records are kept before TTL removes them.
     pub retention: Duration,
 }
@@ -148,62 +82,27 @@ pub struct RelayPolicy {
 impl Default for RelayPolicy {
     fn default() -> Self {
         RelayPolicy {
-            max_attempts: 8,
-            retry: Backoff {
-                base: Duration::from_secs(2),
-                cap: Duration::from_secs(300),
-                jitter: crate::backoff::Jitter::Proportion(0.2),
-                queue_limit: Duration::ZERO,
-            },
-            lease: Duration::from_secs(30),
+            lease: LeasePolicy::new(8, Duration::from_secs(30), "attempt"),
             retention: Duration::from_secs(7 * 86_400),
         }
     }
 }
 
 impl RelayPolicy {
-    pub fn on_claim(&self, c: &Claimed) -> OnClaim {
-        if c.attempts > self.max_attempts {
-            OnClaim::GiveUp {
-                reason: format!(
-                    "claimed {} times without being settled (relays crashed or timed out); max {}",
-                    c.attempts - 1,
-                    self.max_attempts
-                ),
-            }
-        } else {
-            OnClaim::Publish
-        }
-    }
-
-    /// The end of a lease taken at `now_ms`.
-    pub fn lease_until(&self, now_ms: u64) -> u64 {
-        now_ms.saturating_add(self.lease.as_millis() as u64)
-    }
-
     /// How to settle `c` after its publish attempt gave `result`; `unit` in [0, 1) draws jitter.
     pub fn settle(
         &self,
-        c: &Claimed,
+        c: &Claimed<OutboxRecord>,
         result: Result<(), String>,
         now_ms: u64,
         unit: f64,
     ) -> Settle {
         match result {
-            Ok(()) => Settle::Processed {
-                published_at_ms: now_ms,
-                expires_at_s: (now_ms / 1000).saturating_add(self.retention.as_secs()),
+            Ok(()) => Settle::Done {
+                at_ms: now_ms,
+                expires_at_s: Some((now_ms / 1000).saturating_add(self.retention.as_secs())),
             },
-            Err(error) if c.attempts >= self.max_attempts => Settle::Failed {
-                error: format!("attempt {} of {}: {error}", c.attempts, self.max_attempts),
-            },
-            Err(error) => {
-                let wait = self.retry.delay(c.attempts.saturating_sub(1), unit);
-                Settle::Retry {
-                    due_at_ms: now_ms.saturating_add(wait.as_millis() as u64),
-                    error: format!("attempt {} of {}: {error}", c.attempts, self.max_attempts),
-                }
-            }
+            Err(error) => self.lease.after_failure(c.attempts, &error, now_ms, unit),
         }
     }
 }
@@ -246,11 +145,11 @@ pub fn application_detail(
 }
 
 /// The alert's detail for a record that ended `Failed` (no application data in it).
-pub fn failed_detail(c: &Claimed, error: &str) -> serde_json::Value {
+pub fn failed_detail(c: &Claimed<OutboxRecord>, error: &str) -> serde_json::Value {
     serde_json::json!({
         "id": c.id,
-        "eventId": c.event_id,
-        "detailType": c.detail_type,
+        "eventId": c.record.event_id,
+        "detailType": c.record.detail_type,
         "attempts": c.attempts,
         "error": error,
     })
@@ -278,26 +177,30 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn claimed(attempts: u32) -> Claimed {
+    fn claimed(attempts: u32) -> Claimed<OutboxRecord> {
         Claimed {
             id: "a".into(),
-            event_id: event_id("a"),
-            detail_type: APPLICATION_RECEIVED.into(),
-            detail: "{}".into(),
             attempts,
             token: "t".into(),
-            created_at_ms: 0,
+            record: OutboxRecord {
+                event_id: event_id("a"),
+                detail_type: APPLICATION_RECEIVED.into(),
+                detail: "{}".into(),
+                created_at_ms: 0,
+            },
         }
     }
 
     fn policy() -> RelayPolicy {
         RelayPolicy {
-            max_attempts: 3,
-            retry: Backoff {
-                base: Duration::from_secs(1),
-                cap: Duration::from_secs(8),
-                jitter: crate::backoff::Jitter::None,
-                queue_limit: Duration::ZERO,
+            lease: LeasePolicy {
+                retry: crate::backoff::Backoff {
+                    base: Duration::from_secs(1),
+                    cap: Duration::from_secs(8),
+                    jitter: crate::backoff::Jitter::None,
+                    queue_limit: Duration::ZERO,
+                },
+                ..LeasePolicy::new(3, Duration::from_secs(10), "attempt")
             },
             ..RelayPolicy::default()
         }
@@ -322,20 +225,15 @@ mod tests {
     }
 
     #[test]
-    fn shards_stay_in_range_and_spread() {
-        let mut seen = std::collections::HashSet::new();
-        for i in 0..200 {
-            let s = shard_of(&format!("APP-{i}"), 8);
-            assert!(s < 8);
-            seen.insert(s);
-        }
-        assert_eq!(seen.len(), 8);
-        assert_eq!(shard_of("x", 0), 0);
-    }
-
-    #[test]
-    fn failures_back_off_then_fail() {
+    fn a_publish_settles_processed_with_its_retention_and_a_failure_backs_off() {
         let p = policy();
+        assert_eq!(
+            p.settle(&claimed(1), Ok(()), 10_000, 0.0),
+            Settle::Done {
+                at_ms: 10_000,
+                expires_at_s: Some(10 + 7 * 86_400)
+            }
+        );
         assert_eq!(
             p.settle(&claimed(1), Err("down".into()), 10_000, 0.0),
             Settle::Retry {
@@ -343,33 +241,12 @@ mod tests {
                 error: "attempt 1 of 3: down".into()
             }
         );
-        assert!(matches!(
-            p.settle(&claimed(2), Err("x".into()), 10_000, 0.0),
-            Settle::Retry {
-                due_at_ms: 12_000,
-                ..
-            }
-        ));
         assert_eq!(
             p.settle(&claimed(3), Err("down".into()), 10_000, 0.0),
             Settle::Failed {
                 error: "attempt 3 of 3: down".into()
             }
         );
-        assert_eq!(
-            p.settle(&claimed(1), Ok(()), 10_000, 0.0),
-            Settle::Processed {
-                published_at_ms: 10_000,
-                expires_at_s: 10 + 7 * 86_400
-            }
-        );
-    }
-
-    #[test]
-    fn a_record_claimed_past_its_attempts_is_given_up() {
-        let p = policy();
-        assert_eq!(p.on_claim(&claimed(3)), OnClaim::Publish);
-        assert!(matches!(p.on_claim(&claimed(4)), OnClaim::GiveUp { .. }));
     }
 
     #[test]
@@ -395,18 +272,6 @@ mod tests {
                 next = r.end;
             }
             prop_assert_eq!(next, sizes.len());
-        }
-
-        #[test]
-        fn retries_are_due_later_and_never_past_the_cap(attempts in 1u32..3, unit in 0.0f64..1.0, now in 0u64..1u64<<40) {
-            let p = RelayPolicy { retry: Backoff { jitter: crate::backoff::Jitter::Proportion(0.5), ..policy().retry }, ..policy() };
-            match p.settle(&claimed(attempts), Err("e".into()), now, unit) {
-                Settle::Retry { due_at_ms, .. } => {
-                    prop_assert!(due_at_ms > now);
-                    prop_assert!(due_at_ms - now <= 8_000);
-                }
-                other => prop_assert!(false, "{:?}", other),
-            }
         }
     }
 }

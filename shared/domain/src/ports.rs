@@ -13,49 +13,7 @@ use crate::gate::Gate;
 use crate::outcome::Outcome;
 use crate::signal::{CloseRequest, FlowEvent, OpenRequest, ProbeRequest};
 
-/// Whether trying a failed call again can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// A throttle, an outage, a network error: it may work later.
-    Retryable,
-    /// The request itself is refused (a validation error): it never will.
-    Invalid,
-}
-
-/// A failed call to the outside world: which operation, what it said, and whether it can work
-/// later.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{operation}: {message}")]
-pub struct PortError {
-    pub operation: String,
-    pub message: String,
-    pub kind: ErrorKind,
-}
-
-impl PortError {
-    /// A failure that may go away (the default).
-    pub fn new(operation: impl Into<String>, message: impl std::fmt::Display) -> Self {
-        PortError {
-            operation: operation.into(),
-            message: message.to_string(),
-            kind: ErrorKind::Retryable,
-        }
-    }
-
-    /// A request the service refuses as invalid: retrying it can never help.
-    pub fn invalid(operation: impl Into<String>, message: impl std::fmt::Display) -> Self {
-        PortError {
-            kind: ErrorKind::Invalid,
-            ..PortError::new(operation, message)
-        }
-    }
-
-    pub fn is_invalid(&self) -> bool {
-        self.kind == ErrorKind::Invalid
-    }
-}
-
-pub type PortResult<T> = Result<T, PortError>;
+pub use crate::error::{ErrorKind, PortError, PortResult};
 
 /// The persisted gates, one per target.
 pub trait GateStore: Send + Sync {
@@ -231,9 +189,42 @@ pub trait ProbeSource: Send + Sync {
     fn release(&self, message: &Queued) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+// ---- The leased records of pipelines B and C ----
+
+use crate::lease::{Claimed, Leased, Settle, Settled};
+
+/// A table of leased records (the outbox, the inbox) as the worker that settles them sees it.
+pub trait LeasedStore: Send + Sync {
+    type Record: Leased;
+    /// Ids of records in due-index shard `shard` whose `due_at` has come, oldest first.
+    fn due(
+        &self,
+        shard: u32,
+        now_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = PortResult<Vec<String>>> + Send;
+    /// Claims record `id` if it is due (pending and due, or its lease expired): `InProgress`,
+    /// `due_at = lease_until_ms`, attempts + 1, claim `token`. `None`: not due, or taken.
+    fn claim(
+        &self,
+        id: &str,
+        now_ms: u64,
+        lease_until_ms: u64,
+        token: &str,
+    ) -> impl Future<Output = PortResult<Option<Claimed<Self::Record>>>> + Send;
+    /// Settles a claimed record, only while the claim is still `c.token`
+    /// ([`Settled::LeaseLost`] otherwise, and nothing is written); a `Done` of a versioned
+    /// record also only while its version is still `c.record.version()`.
+    fn settle(
+        &self,
+        c: &Claimed<Self::Record>,
+        how: &Settle,
+    ) -> impl Future<Output = PortResult<Settled>> + Send;
+}
+
 // ---- Pipeline B: the transactional outbox ----
 
-use crate::outbox::{Claimed, NewRecord, Settle};
+use crate::outbox::NewRecord;
 
 /// What the writer's transaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,29 +247,6 @@ pub trait ApplicationStore: Send + Sync {
     ) -> impl Future<Output = PortResult<Stored>> + Send;
 }
 
-/// The outbox table as the relay sees it.
-pub trait OutboxStore: Send + Sync {
-    /// Ids of records in due-index shard `shard` whose `due_at` has come, oldest first.
-    fn due(
-        &self,
-        shard: u32,
-        now_ms: u64,
-        limit: usize,
-    ) -> impl Future<Output = PortResult<Vec<String>>> + Send;
-    /// Claims record `id` if it is due (pending and due, or its lease expired): `InProgress`,
-    /// `due_at = lease_until_ms`, attempts + 1, claim `token`. `None`: not due, or taken.
-    fn claim(
-        &self,
-        id: &str,
-        now_ms: u64,
-        lease_until_ms: u64,
-        token: &str,
-    ) -> impl Future<Output = PortResult<Option<Claimed>>> + Send;
-    /// Settles a claimed record, only while the claim is still `c.token`. `Ok(false)`: the lease
-    /// was lost (another relay reclaimed it) and nothing was written.
-    fn settle(&self, c: &Claimed, how: &Settle) -> impl Future<Output = PortResult<bool>> + Send;
-}
-
 /// One event to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
@@ -296,7 +264,7 @@ pub trait Publisher: Send + Sync {
 
 // ---- Pipeline C: the inbox ----
 
-use crate::inbox::{Current, InboxClaimed, InboxSettle, InboxStatus, Incoming, Settled};
+use crate::inbox::{Current, Incoming};
 
 /// A change the receiver writes: the incoming copy, and where it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,7 +276,8 @@ pub struct InboxWrite<'a> {
     pub shard: u32,
 }
 
-/// The inbox table.
+/// The inbox table as the receiver merges copies into it (the processor claims and settles
+/// it as a [`LeasedStore`]).
 pub trait InboxStore: Send + Sync {
     /// What is stored for `id` (a strongly consistent read).
     fn current(&self, id: &str) -> impl Future<Output = PortResult<Option<Current>>> + Send;
@@ -323,28 +292,7 @@ pub trait InboxStore: Send + Sync {
         w: &InboxWrite<'_>,
         seen: &Current,
         version: u64,
-        status: InboxStatus,
+        status: crate::lease::Status,
         fresh: bool,
     ) -> impl Future<Output = PortResult<bool>> + Send;
-    /// Ids of due records in shard `shard` (pending, or claimed with an expired lease).
-    fn due(
-        &self,
-        shard: u32,
-        now_ms: u64,
-        limit: usize,
-    ) -> impl Future<Output = PortResult<Vec<String>>> + Send;
-    /// Claims `id` if it is due: `InProgress`, lease until `lease_until_ms`, attempts + 1.
-    fn claim(
-        &self,
-        id: &str,
-        now_ms: u64,
-        lease_until_ms: u64,
-        token: &str,
-    ) -> impl Future<Output = PortResult<Option<InboxClaimed>>> + Send;
-    /// Settles a claim, only while it is still `c.token`'s.
-    fn settle(
-        &self,
-        c: &InboxClaimed,
-        how: &InboxSettle,
-    ) -> impl Future<Output = PortResult<Settled>> + Send;
 }

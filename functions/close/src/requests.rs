@@ -1,0 +1,154 @@
+//! The entry points (a direct request, or timer messages from the `timers` queue) and what
+//! every path shares: the target check, the next timer and when it is due.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use serde_json::Value;
+use steadfast_domain::ports::*;
+use steadfast_domain::{CloseRequest, Gate, ProbeRequest, Refused};
+use steadfast_runtime::batch::Fate;
+use tracing::{info, warn};
+
+use crate::{Config, Done, Ports};
+
+impl<G, E, I, S, T, Q, L, P> Ports<G, E, I, S, T, Q, L, P>
+where
+    G: GateStore,
+    E: EventBus,
+    I: Invoker,
+    S: FlowSwitch,
+    T: Target,
+    Q: ProbeSource,
+    L: Ledger,
+    P: Parking,
+{
+    /// Entry point: a direct request, or an SQS event from the timers queue.
+    pub async fn handle_value(&self, cfg: &Config, event: Value) -> Result<Value, PortError> {
+        if event.get("Records").is_some() {
+            let sqs: SqsEvent =
+                serde_json::from_value(event).map_err(|e| PortError::new("decode SQS event", e))?;
+            let response = self.handle_timers(cfg, sqs).await;
+            return Ok(serde_json::to_value(response).unwrap_or(Value::Null));
+        }
+        let request: CloseRequest = serde_json::from_value(event).map_err(|e| {
+            PortError::invalid(
+                "decode close request",
+                format!("{e}; expected {{\"kind\":\"trip\"|\"probe\"|\"watchdog\", ...}}"),
+            )
+        })?;
+        let done = self.handle(cfg, request).await?;
+        Ok(serde_json::json!({ "done": format!("{done:?}") }))
+    }
+
+    /// Timer messages. A malformed timer is logged and dropped (it can never become valid);
+    /// one that failed on an AWS error is handed back to be retried.
+    pub async fn handle_timers(&self, cfg: &Config, event: SqsEvent) -> SqsBatchResponse {
+        steadfast_runtime::batch::each(&event.records, |record| async move {
+            let id = record.message_id.as_deref().unwrap_or_default();
+            let probe: ProbeRequest = match serde_json::from_str(record.body.as_deref().unwrap_or("")) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(message_id = id, error = %e, outcome = "dropped", "timer message is not a probe request");
+                    return Fate::Done("dropped");
+                }
+            };
+            match self.handle(cfg, CloseRequest::Probe(probe)).await {
+                Ok(_) => Fate::Done("probed"),
+                Err(e) => {
+                    warn!(message_id = id, error = %e, "probe failed on an AWS error; timer handed back");
+                    Fate::HandBack
+                }
+            }
+        })
+        .await
+    }
+
+    /// One request, by its kind.
+    pub async fn handle(&self, cfg: &Config, request: CloseRequest) -> Result<Done, PortError> {
+        match request {
+            CloseRequest::Trip(trip) => self.trip(cfg, trip).await,
+            CloseRequest::Probe(probe) => self.probe(cfg, probe).await,
+            CloseRequest::Watchdog {} => self.watch(cfg).await,
+        }
+    }
+}
+
+impl<G, E, I, S, T, Q, L, P> Ports<G, E, I, S, T, Q, L, P> {
+    /// `target` is guarded here; otherwise an invalid request naming the known ones.
+    pub(crate) fn known(&self, target: &str) -> Result<(), PortError> {
+        if self.switches.contains_key(target) {
+            Ok(())
+        } else {
+            Err(PortError::invalid(
+                "find the target",
+                format!(
+                    "`{target}` is not a guarded target here (known: {})",
+                    self.switches.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        }
+    }
+
+    /// The probe request for `gate`'s next timer.
+    pub(crate) fn timer_of(gate: &Gate) -> ProbeRequest {
+        ProbeRequest {
+            target: gate.target.clone(),
+            epoch: gate.epoch,
+            attempt: gate.attempt,
+            at_ms: Some(gate.next_probe_at_ms),
+        }
+    }
+
+    /// When the timer of `gate`'s current attempt is due, from `now`.
+    pub(crate) fn due(cfg: &Config, gate: &Gate, announced: Option<Duration>, now: u64) -> u64 {
+        let delay = cfg
+            .backoff
+            .delay_after(gate.step, announced, rand::random::<f64>());
+        now.saturating_add(delay.as_millis() as u64)
+    }
+}
+
+/// A request that changes nothing, logged with why.
+pub(crate) fn no_op(refused: Refused) -> Done {
+    info!(reason = %refused, outcome = "no_op", "nothing to do");
+    Done::NoOp(refused.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fixtures::*;
+
+    #[tokio::test]
+    async fn timer_events_from_sqs_are_understood_and_garbage_is_dropped() {
+        let p = ports(ScriptedTarget::always(sick()));
+        let c = cfg();
+        p.handle(&c, trip()).await.unwrap();
+        let ev = serde_json::json!({"Records": [
+            {"messageId": "a", "body": r#"{"target":"portal","epoch":1,"attempt":0}"#},
+            {"messageId": "b", "body": "garbage"}
+        ]});
+        let out = p.handle_value(&c, ev).await.unwrap();
+        assert_eq!(out["batchItemFailures"], serde_json::json!([]));
+        assert_eq!(p.probes["portal"].target.calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_target_is_refused_with_the_known_ones_named() {
+        let p = ports(ScriptedTarget::always(sick()));
+        let e = p
+            .handle(
+                &cfg(),
+                CloseRequest::Trip(TripRequest {
+                    target: "nope".into(),
+                    reason: "x".into(),
+                    wait_hint_ms: None,
+                    manual: false,
+                    observed_at_ms: None,
+                }),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.is_invalid() && e.message.contains("portal"), "{e}");
+    }
+}

@@ -1,0 +1,229 @@
+//! The leased-record tables (outbox, inbox) in DynamoDB: the query of the sparse, sharded `due`
+//! index, the conditional claim, and the settle conditional on the claim token (and, for a
+//! versioned record's `Done`, on its version).
+//!
+//! Attributes every leased item has: `id` (key), `status`, `attempts`; while pending
+//! `due_shard` (S) and `due_at` (N, ms), the keys of the index; while claimed `claim` (token)
+//! and `claimed_at_ms`; `last_error` after a failed attempt; `failed_at_ms` once `Failed`; the
+//! time of a `Done` under the table's own name (`published_at_ms`, `processed_at_ms`), with
+//! `expires_at` (TTL, s) when the record is kept for a while only, and `delivered_version` for
+//! versioned records.
+
+use std::marker::PhantomData;
+
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::ReturnValue;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use steadfast_domain::lease::{Claimed, Leased, Settle, Settled, Status};
+use steadfast_domain::ports::{LeasedStore, PortResult};
+
+use crate::items::{decode, n, s, truncate};
+use crate::{or_refused, SdkResultExt};
+
+/// Name of the sparse, sharded index of pending records (keys `due_shard` S, `due_at` N).
+pub const DUE_INDEX: &str = "due";
+
+/// A table of leased records of type `R`, decoded from the claimed item's attributes.
+pub struct DynamoLeased<R> {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table: String,
+    /// The attribute a `Done` settle stamps with its time.
+    pub done_at: &'static str,
+    record: PhantomData<fn() -> R>,
+}
+
+impl<R> DynamoLeased<R> {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String, done_at: &'static str) -> Self {
+        DynamoLeased {
+            client,
+            table,
+            done_at,
+            record: PhantomData,
+        }
+    }
+
+    fn held(&self, id: &str, token: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .condition_expression(CLAIM_HELD)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":inprogress", s(Status::InProgress.as_str()))
+    }
+}
+
+const CLAIM_HELD: &str = "claim = :token AND #status = :inprogress";
+
+/// The lifecycle's own attribute of a claimed item.
+#[derive(Deserialize)]
+struct Attempts {
+    attempts: u32,
+}
+
+impl<R: Leased + DeserializeOwned> LeasedStore for DynamoLeased<R> {
+    type Record = R;
+
+    async fn due(&self, shard: u32, now_ms: u64, limit: usize) -> PortResult<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Key {
+            id: String,
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("due_shard = :s AND due_at <= :now")
+            .expression_attribute_values(":s", s(shard.to_string()))
+            .expression_attribute_values(":now", n(now_ms))
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .port(|| format!("Query {} shard {shard}", self.table))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| decode::<Key>(&self.table, "(due index)", item).map(|k| k.id))
+            .collect()
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        now_ms: u64,
+        lease_until_ms: u64,
+        token: &str,
+    ) -> PortResult<Option<Claimed<R>>> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .condition_expression("attribute_exists(due_shard) AND due_at <= :now")
+            .update_expression(
+                "SET #status = :inprogress, due_at = :lease, claim = :token, claimed_at_ms = :now, attempts = attempts + :one",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":lease", n(lease_until_ms))
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":inprogress", s(Status::InProgress.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .port(|| format!("UpdateItem claim {id} in {}", self.table))
+            .map(Some);
+        let Some(out) = or_refused(result, None)? else {
+            return Ok(None);
+        };
+        let item = out.attributes.unwrap_or_default();
+        let Attempts { attempts } = decode(&self.table, id, item.clone())?;
+        Ok(Some(Claimed {
+            id: id.to_owned(),
+            attempts,
+            token: token.to_owned(),
+            record: decode(&self.table, id, item)?,
+        }))
+    }
+
+    async fn settle(&self, c: &Claimed<R>, how: &Settle) -> PortResult<Settled> {
+        let op = || format!("UpdateItem settle {} in {}", c.id, self.table);
+        let req = self.held(&c.id, &c.token);
+        let req = match how {
+            Settle::Done { at_ms, expires_at_s } => {
+                let version = c.record.version();
+                let processed = done(req, self.done_at, *at_ms, *expires_at_s, version)
+                    .send()
+                    .await
+                    .port(op)
+                    .map(|_| Some(Settled::Done));
+                match (or_refused(processed, None)?, version) {
+                    (Some(settled), _) => return Ok(settled),
+                    (None, None) => return Ok(Settled::LeaseLost),
+                    // Refused: the lease is lost, or a newer version arrived meanwhile.
+                    (None, Some(version)) => return self.newer(c, *at_ms, version).await,
+                }
+            }
+            Settle::Retry { due_at_ms, error } => req
+                .update_expression("SET #status = :st, due_at = :due, last_error = :err REMOVE claim")
+                .expression_attribute_values(":st", s(Status::ToBeProcessed.as_str()))
+                .expression_attribute_values(":due", n(due_at_ms))
+                .expression_attribute_values(":err", s(truncate(error))),
+            Settle::Release { due_at_ms } => req
+                .update_expression("SET #status = :st, due_at = :due, attempts = attempts - :one REMOVE claim")
+                .expression_attribute_values(":st", s(Status::ToBeProcessed.as_str()))
+                .expression_attribute_values(":due", n(due_at_ms))
+                .expression_attribute_values(":one", n(1)),
+            Settle::Failed { error } => req
+                .update_expression("SET #status = :st, failed_at_ms = :at, last_error = :err REMOVE due_shard, due_at, claim")
+                .expression_attribute_values(":st", s(Status::Failed.as_str()))
+                .expression_attribute_values(":at", n(crate::now_ms()))
+                .expression_attribute_values(":err", s(truncate(error))),
+        };
+        let sent = req.send().await.port(op).map(|_| Settled::Done);
+        or_refused(sent, Settled::LeaseLost)
+    }
+}
+
+impl<R> DynamoLeased<R> {
+    /// A delivered version that is no longer the stored one, while the claim is still ours:
+    /// due now, so the newer version is delivered next.
+    async fn newer(&self, c: &Claimed<R>, at_ms: u64, version: u64) -> PortResult<Settled> {
+        let sent = self
+            .held(&c.id, &c.token)
+            .update_expression(format!(
+                "SET #status = :st, due_at = :at, delivered_version = :v, {} = :at, attempts = :zero REMOVE claim, last_error",
+                self.done_at
+            ))
+            .expression_attribute_values(":st", s(Status::ToBeProcessed.as_str()))
+            .expression_attribute_values(":at", n(at_ms))
+            .expression_attribute_values(":v", n(version))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .port(|| format!("UpdateItem settle {} in {}", c.id, self.table))
+            .map(|_| Settled::NewerVersion);
+        or_refused(sent, Settled::LeaseLost)
+    }
+}
+
+/// The `Done` update: `Processed`, stamped, out of the index; for a versioned record only while
+/// the version is unchanged, noting it as delivered.
+fn done(
+    req: UpdateItemFluentBuilder,
+    done_at: &str,
+    at_ms: u64,
+    expires_at_s: Option<u64>,
+    version: Option<u64>,
+) -> UpdateItemFluentBuilder {
+    let expires = if expires_at_s.is_some() {
+        ", expires_at = :exp"
+    } else {
+        ""
+    };
+    let delivered = if version.is_some() {
+        ", delivered_version = :v"
+    } else {
+        ""
+    };
+    let req = req
+        .update_expression(format!(
+            "SET #status = :st, {done_at} = :at{expires}{delivered} REMOVE due_shard, due_at, claim, last_error"
+        ))
+        .expression_attribute_values(":st", s(Status::Processed.as_str()))
+        .expression_attribute_values(":at", n(at_ms));
+    let req = match expires_at_s {
+        Some(exp) => req.expression_attribute_values(":exp", n(exp)),
+        None => req,
+    };
+    match version {
+        Some(v) => req
+            .condition_expression(format!("{CLAIM_HELD} AND version = :v"))
+            .expression_attribute_values(":v", n(v)),
+        None => req,
+    }
+}

@@ -1,0 +1,205 @@
+//! How a leased-record worker finds its work: the ids a DynamoDB stream event names, or a
+//! sweep of the sparse `due` index, shard by shard and page by page, until a limit.
+
+use futures::future::join_all;
+use serde_json::Value;
+use steadfast_domain::lease::{Claimed, LeasePolicy, Settled};
+use steadfast_domain::ports::{LeasedStore, PortResult};
+use tracing::{error, warn};
+
+/// What started a leased-record worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// Records named by a DynamoDB stream event, by id (sorted, once each).
+    Records(Vec<String>),
+    /// The schedule (any event that is not a stream event).
+    Sweep,
+}
+
+impl Trigger {
+    /// Reads a Lambda event: a DynamoDB stream event gives the ids (key attribute `id`) of the
+    /// records `keep` accepts; anything else is a sweep.
+    pub fn of(event: &Value, keep: impl Fn(&Value) -> bool) -> Trigger {
+        let Some(records) = event.get("Records").and_then(Value::as_array) else {
+            return Trigger::Sweep;
+        };
+        if !records.iter().any(|r| r["eventSource"] == "aws:dynamodb") {
+            return Trigger::Sweep;
+        }
+        let mut ids: Vec<String> = records
+            .iter()
+            .filter(|r| keep(r))
+            .filter_map(|r| r["dynamodb"]["Keys"]["id"]["S"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Trigger::Records(ids)
+    }
+}
+
+/// A stream record of one of `names` (`INSERT`, `MODIFY`, `REMOVE`).
+pub fn event_name_in(record: &Value, names: &[&str]) -> bool {
+    names.iter().any(|n| record["eventName"] == *n)
+}
+
+/// A sweep of every shard of the due index: pages of due ids, oldest first, as of the sweep's
+/// start (a record put back during the sweep waits for the next one), until `limit` records
+/// have been claimed. A shard is left when a page is short, or when nothing in it could be
+/// claimed (the index lagging, or another worker): the next sweep sees it again.
+#[derive(Debug)]
+pub struct Sweep {
+    shards: u32,
+    limit: usize,
+    page: usize,
+    as_of_ms: u64,
+    shard: u32,
+    claimed: usize,
+    /// Due queries that failed (each ends its shard).
+    pub errors: u32,
+}
+
+impl Sweep {
+    pub fn new(shards: u32, limit: usize, as_of_ms: u64) -> Self {
+        Sweep {
+            shards,
+            limit,
+            page: 100usize.min(limit.max(1)),
+            as_of_ms,
+            shard: 0,
+            claimed: 0,
+            errors: 0,
+        }
+    }
+
+    /// The next page of due ids; `None` when the sweep is over.
+    pub async fn next<S: LeasedStore>(&mut self, store: &S, pipeline: &str) -> Option<Vec<String>> {
+        while self.shard < self.shards && self.claimed < self.limit {
+            match store.due(self.shard, self.as_of_ms, self.page).await {
+                Ok(ids) if !ids.is_empty() => return Some(ids),
+                Ok(_) => {}
+                Err(e) => {
+                    error!(pipeline, shard = self.shard, error = %e, "due query failed");
+                    self.errors += 1;
+                }
+            }
+            self.shard += 1;
+        }
+        None
+    }
+
+    /// Reports what became of the last page: `claimed` of its `page_len` ids.
+    pub fn claimed(&mut self, claimed: usize, page_len: usize) {
+        self.claimed += claimed;
+        if claimed == 0 || page_len < self.page {
+            self.shard += 1;
+        }
+    }
+}
+
+/// What claiming a page of ids came to.
+#[derive(Debug)]
+pub struct Held<R> {
+    pub claimed: Vec<Claimed<R>>,
+    /// Ids not due, or claimed by another worker first.
+    pub skipped: u32,
+    /// Claims that failed (a later sweep tries again).
+    pub errors: u32,
+}
+
+/// Claims `ids` concurrently, each with a lease from `now()` under `token`.
+pub async fn claim_all<S: LeasedStore>(
+    store: &S,
+    ids: &[String],
+    policy: &LeasePolicy,
+    now: &impl Fn() -> u64,
+    token: &str,
+    pipeline: &str,
+) -> Held<S::Record> {
+    let claims = join_all(ids.iter().map(|id| async move {
+        let t = now();
+        (id, store.claim(id, t, policy.lease_until(t), token).await)
+    }))
+    .await;
+    let mut held = Held {
+        claimed: Vec::new(),
+        skipped: 0,
+        errors: 0,
+    };
+    for (id, claim) in claims {
+        match claim {
+            Ok(Some(c)) => held.claimed.push(c),
+            Ok(None) => held.skipped += 1,
+            Err(e) => {
+                warn!(pipeline, id = %id, error = %e, "claim failed; a sweep retries");
+                held.errors += 1;
+            }
+        }
+    }
+    held
+}
+
+/// Logs a settle that did not take: a lost lease (another worker owns the record) or a failed
+/// write (the claim holds until its lease ends; then a sweep finds the record again). `Some`
+/// with what the settle did when it took.
+pub fn settled<R>(pipeline: &str, c: &Claimed<R>, written: PortResult<Settled>) -> Option<Settled> {
+    match written {
+        Ok(Settled::LeaseLost) => {
+            warn!(pipeline, id = %c.id, "lease lost before settling; another worker owns the record");
+            None
+        }
+        Err(e) => {
+            error!(pipeline, id = %c.id, error = %e, "settle failed; the record is due again after its lease");
+            None
+        }
+        Ok(done) => Some(done),
+    }
+}
+
+/// A unique claim token for one invocation.
+pub fn claim_token(request_id: &str) -> String {
+    format!("{request_id}-{:016x}", rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_stream_event_names_the_records_kept_and_anything_else_is_a_sweep() {
+        let event = json!({"Records": [
+            {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"Keys": {"id": {"S": "b"}}}},
+            {"eventSource": "aws:dynamodb", "eventName": "MODIFY", "dynamodb": {"Keys": {"id": {"S": "a"}}}},
+            {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"Keys": {"id": {"S": "b"}}}},
+            {"eventSource": "aws:dynamodb", "eventName": "REMOVE", "dynamodb": {"Keys": {"id": {"S": "c"}}}}
+        ]});
+        assert_eq!(
+            Trigger::of(&event, |r| event_name_in(r, &["INSERT"])),
+            Trigger::Records(vec!["b".into()])
+        );
+        assert_eq!(
+            Trigger::of(&event, |r| event_name_in(r, &["INSERT", "MODIFY"])),
+            Trigger::Records(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            Trigger::of(&json!({"kind": "sweep"}), |_| true),
+            Trigger::Sweep
+        );
+        assert_eq!(
+            Trigger::of(&json!({"Records": [{"eventSource": "aws:sqs"}]}), |_| true),
+            Trigger::Sweep
+        );
+    }
+
+    #[test]
+    fn a_sweep_pages_within_its_limit() {
+        let mut s = Sweep::new(2, 150, 0);
+        assert_eq!(s.page, 100);
+        s.claimed(100, 100);
+        assert_eq!(s.shard, 0, "a full page stays on its shard");
+        s.claimed(0, 100);
+        assert_eq!(s.shard, 1, "a page with nothing claimable leaves the shard");
+        s.claimed(60, 60);
+        assert_eq!((s.shard, s.claimed), (2, 160));
+    }
+}
