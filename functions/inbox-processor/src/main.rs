@@ -1,6 +1,6 @@
 //! inbox-processor: wiring only; the logic is in `lib.rs`.
 
-use inbox_processor::{targets, trigger, Config, Ports, Tally};
+use inbox_processor::{trigger, Config, Ports, Tally};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use steadfast_aws::{deadline_from, Clients, Env};
@@ -12,13 +12,7 @@ async fn main() -> Result<(), Error> {
     let env = Env::process();
     let cfg = Config::from_env(&env)?;
     let clients = Clients::load(&env).await;
-    let ports = Ports {
-        store: clients.inbox_records(&env)?,
-        gates: clients.gates(&env)?,
-        events: clients.bus(&env)?,
-        invoker: clients.tripper(&env)?,
-        targets: targets(&env, clients.target_token(&env).await?)?,
-    };
+    let ports = Ports::from_env(&env, &clients).await?;
     let (cfg, ports) = (&cfg, &ports);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let token = claim_token(&event.context.request_id);

@@ -69,12 +69,7 @@ impl<S: InboxStore, P: Parking, E: EventBus> Ports<S, P, E> {
         event: SqsEvent,
         now: impl Fn() -> u64,
     ) -> (SqsBatchResponse, Tally) {
-        let parker = Parker {
-            parking: &self.parking,
-            events: &self.events,
-            source: &cfg.source,
-            target: &cfg.source,
-        };
+        let parker = Parker::of_source(&self.parking, &self.events, &cfg.source);
         let now = &now;
         let (response, counts) = parker.run(&event.records, |m| self.one(cfg, m, now)).await;
         let tally = Tally {
@@ -85,16 +80,7 @@ impl<S: InboxStore, P: Parking, E: EventBus> Ports<S, P, E> {
             parked: counts.parked,
             handed_back: counts.handed_back,
         };
-        info!(
-            pipeline = "inbox",
-            new = tally.new,
-            changed = tally.changed,
-            duplicates = tally.duplicates,
-            stale = tally.stale,
-            parked = tally.parked,
-            handed_back = tally.handed_back,
-            "batch done"
-        );
+        info!(pipeline = "inbox", ?tally, "batch done");
         (response, tally)
     }
 

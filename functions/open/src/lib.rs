@@ -25,6 +25,16 @@ pub struct Config {
     pub full_concurrency: u32,
 }
 
+impl Config {
+    pub fn from_env(env: &steadfast_aws::Env) -> Result<Config, steadfast_aws::ConfigError> {
+        let full = env.whole_in("DELIVERY_CONCURRENCY", 5, 2, 1000)? as u32;
+        Ok(Config {
+            ramp_concurrency: env.whole_in("RAMP_UP_CONCURRENCY", 2, 2, u64::from(full))? as u32,
+            full_concurrency: full,
+        })
+    }
+}
+
 pub struct Ports<G, S, E, M> {
     pub gates: G,
     /// Every guarded target by name, with its mapping if it has one.

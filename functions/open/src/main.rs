@@ -2,22 +2,14 @@
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use open::{Config, Ports};
-use steadfast_aws::{Clients, ConfigError, Env};
+use steadfast_aws::{Clients, Env};
 use steadfast_domain::OpenRequest;
-
-fn config(env: &Env) -> Result<Config, ConfigError> {
-    let full = env.whole_in("DELIVERY_CONCURRENCY", 5, 2, 1000)? as u32;
-    Ok(Config {
-        ramp_concurrency: env.whole_in("RAMP_UP_CONCURRENCY", 2, 2, u64::from(full))? as u32,
-        full_concurrency: full,
-    })
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     steadfast_aws::logging::init();
     let env = Env::process();
-    let cfg = config(&env)?;
+    let cfg = Config::from_env(&env)?;
     let clients = Clients::load(&env).await;
     let ports = Ports {
         gates: clients.gates(&env)?,

@@ -17,7 +17,7 @@ use steadfast_domain::lease::{Claimed, Settle, Settled};
 use steadfast_domain::outbox::{batches, failed_detail, OutboxRecord, RelayPolicy, RECORD_FAILED};
 use steadfast_domain::ports::{LeasedStore, Outgoing, PortResult, Publisher};
 pub use steadfast_runtime::sweep::Trigger;
-use steadfast_runtime::sweep::{claim_all, settled, Sweep};
+use steadfast_runtime::sweep::{claim_all, pages, settled, Sweep};
 use tracing::{error, info, warn};
 
 pub struct Config {
@@ -86,23 +86,17 @@ impl<O: LeasedStore<Record = OutboxRecord>, B: Publisher> Ports<O, B> {
         token: &str,
     ) -> Tally {
         let mut tally = Tally::default();
-        match trigger {
-            Trigger::Records(ids) => {
-                tally.from_stream = ids.len() as u32;
-                self.claim_and_publish(cfg, &ids, &now, token, &mut tally)
-                    .await;
-            }
-            Trigger::Sweep => {
-                let mut sweep = Sweep::new(cfg.shards, cfg.sweep_limit, now());
-                while let Some(ids) = sweep.next(&self.outbox, "outbox").await {
-                    let before = tally.claimed;
-                    self.claim_and_publish(cfg, &ids, &now, token, &mut tally)
-                        .await;
-                    sweep.claimed((tally.claimed - before) as usize, ids.len());
-                }
-                tally.errors += sweep.errors;
-            }
+        if let Trigger::Records(ids) = &trigger {
+            tally.from_stream = ids.len() as u32;
         }
+        let sweep = Sweep::new(cfg.shards, cfg.sweep_limit, now());
+        let t = &mut tally;
+        tally.errors += pages(trigger, &self.outbox, sweep, "outbox", async |ids| {
+            let before = t.claimed;
+            self.claim_and_publish(cfg, ids, &now, token, t).await;
+            Some((t.claimed - before) as usize)
+        })
+        .await;
         steadfast_aws::metrics::records_failed("outbox", tally.failed);
         info!(
             pipeline = "outbox",
@@ -242,183 +236,4 @@ fn count_settle(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::Duration;
-    use steadfast_domain::backoff::{Backoff, Jitter};
-    use steadfast_domain::fakes::{MemOutbox, MemPublisher};
-    use steadfast_domain::lease::{LeasePolicy, Status};
-    use steadfast_domain::outbox::{NewRecord, APPLICATION_RECEIVED};
-
-    fn cfg() -> Config {
-        Config {
-            policy: RelayPolicy {
-                lease: LeasePolicy {
-                    retry: Backoff {
-                        base: Duration::from_secs(1),
-                        cap: Duration::from_secs(4),
-                        jitter: Jitter::None,
-                        queue_limit: Duration::ZERO,
-                    },
-                    ..LeasePolicy::new(3, Duration::from_secs(10), "attempt")
-                },
-                retention: Duration::from_secs(60),
-            },
-            shards: 4,
-            sweep_limit: 1000,
-        }
-    }
-
-    fn ports(n: usize) -> Ports<MemOutbox, MemPublisher> {
-        let p = Ports {
-            outbox: MemOutbox::default(),
-            bus: MemPublisher::default(),
-        };
-        for i in 0..n {
-            let id = format!("A-{i}");
-            p.outbox.insert(NewRecord::new(
-                &id,
-                APPLICATION_RECEIVED,
-                json!({"applicationId": id}).to_string(),
-                0,
-                4,
-            ));
-        }
-        p
-    }
-
-    #[test]
-    fn stream_events_name_their_inserted_ids() {
-        let ev = json!({"Records": [
-            {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"Keys": {"id": {"S": "A-1"}}}},
-            {"eventSource": "aws:dynamodb", "eventName": "MODIFY", "dynamodb": {"Keys": {"id": {"S": "A-2"}}}},
-        ]});
-        assert_eq!(trigger(&ev), Trigger::Records(vec!["A-1".into()]));
-        assert_eq!(trigger(&json!({"source": "aws.scheduler"})), Trigger::Sweep);
-        assert_eq!(trigger(&json!({})), Trigger::Sweep);
-    }
-
-    #[tokio::test]
-    async fn a_sweep_publishes_everything_in_batches_of_ten() {
-        let p = ports(25);
-        let t = p.run(&cfg(), Trigger::Sweep, || 1_000, "t1").await;
-        assert_eq!((t.claimed, t.published), (25, 25));
-        let calls = p.bus.calls.lock().unwrap();
-        assert!(calls.iter().all(|c| c.len() <= 10));
-        assert!(calls.len() >= 3);
-        assert_eq!(p.outbox.get("A-7").unwrap().status, Status::Processed);
-        assert_eq!(p.outbox.get("A-7").unwrap().due_at_ms, None);
-    }
-
-    #[tokio::test]
-    async fn inserted_records_are_published_without_a_sweep() {
-        let p = ports(3);
-        let t = p
-            .run(&cfg(), Trigger::Records(vec!["A-1".into()]), || 1_000, "t1")
-            .await;
-        assert_eq!(t.published, 1);
-        assert_eq!(p.outbox.get("A-0").unwrap().status, Status::ToBeProcessed);
-    }
-
-    #[tokio::test]
-    async fn a_bus_outage_puts_records_back_with_backoff_and_they_go_out_later() {
-        let p = ports(5);
-        *p.bus.down.lock().unwrap() = true;
-        let t = p.run(&cfg(), Trigger::Sweep, || 1_000, "t1").await;
-        assert_eq!((t.published, t.retried), (0, 5));
-        let r = p.outbox.get("A-0").unwrap();
-        assert_eq!(
-            (r.status, r.attempts, r.due_at_ms),
-            (Status::ToBeProcessed, 1, Some(2_000))
-        );
-        // Not due yet: nothing happens.
-        let t = p.run(&cfg(), Trigger::Sweep, || 1_500, "t2").await;
-        assert_eq!(t.claimed, 0);
-        *p.bus.down.lock().unwrap() = false;
-        let t = p.run(&cfg(), Trigger::Sweep, || 2_000, "t3").await;
-        assert_eq!(t.published, 5);
-        assert_eq!(p.bus.published.lock().unwrap().len(), 5);
-    }
-
-    #[tokio::test]
-    async fn only_failed_entries_are_retried_and_a_poison_record_ends_failed_with_an_alert() {
-        let p = ports(12);
-        *p.bus.poison.lock().unwrap() = Some(r#""applicationId":"A-3""#.into());
-        let clock = AtomicU64::new(1_000);
-        for _ in 0..3 {
-            p.run(
-                &cfg(),
-                Trigger::Sweep,
-                || clock.load(Ordering::Relaxed),
-                "t",
-            )
-            .await;
-            clock.fetch_add(10_000, Ordering::Relaxed);
-        }
-        let published = p.bus.published.lock().unwrap();
-        let apps: Vec<_> = published
-            .iter()
-            .filter(|e| e.detail_type == APPLICATION_RECEIVED)
-            .collect();
-        assert_eq!(apps.len(), 11, "every other record once");
-        let alerts: Vec<_> = published
-            .iter()
-            .filter(|e| e.detail_type == RECORD_FAILED)
-            .collect();
-        assert_eq!(alerts.len(), 1);
-        assert!(alerts[0].detail.contains("A-3"));
-        let r = p.outbox.get("A-3").unwrap();
-        assert_eq!((r.status, r.attempts), (Status::Failed, 3));
-    }
-
-    #[tokio::test]
-    async fn an_expired_lease_is_reclaimed_and_the_old_holder_cannot_settle() {
-        let p = ports(1);
-        let c = cfg();
-        // A relay claims at t=1000 and dies.
-        let dead = p
-            .outbox
-            .claim("A-0", 1_000, c.policy.lease.lease_until(1_000), "dead")
-            .await
-            .unwrap()
-            .unwrap();
-        let t = p.run(&c, Trigger::Sweep, || 5_000, "live").await;
-        assert_eq!(t.claimed, 0, "lease still held");
-        let t = p.run(&c, Trigger::Sweep, || 11_001, "live").await;
-        assert_eq!(t.published, 1);
-        let r = p.outbox.get("A-0").unwrap();
-        assert_eq!((r.status, r.attempts), (Status::Processed, 2));
-        let late = p
-            .outbox
-            .settle(
-                &dead,
-                &Settle::Retry {
-                    due_at_ms: 0,
-                    error: "x".into(),
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(late, Settled::LeaseLost, "a lost lease settles nothing");
-    }
-
-    #[tokio::test]
-    async fn a_record_whose_relays_keep_dying_ends_failed() {
-        let p = ports(1);
-        let c = cfg();
-        let mut t0 = 1_000;
-        for _ in 0..3 {
-            p.outbox
-                .claim("A-0", t0, c.policy.lease.lease_until(t0), "dies")
-                .await
-                .unwrap()
-                .unwrap();
-            t0 += 20_000;
-        }
-        let t = p.run(&c, Trigger::Sweep, || t0, "live").await;
-        assert_eq!((t.failed, t.alerts, t.published), (1, 1, 0));
-        assert_eq!(p.outbox.get("A-0").unwrap().status, Status::Failed);
-    }
-}
+mod tests;

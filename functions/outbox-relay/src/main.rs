@@ -1,5 +1,8 @@
 //! outbox-relay: wiring only; the logic is in `lib.rs`.
 
+// The relay's future nests the sweep's async closure in the runtime loop.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use outbox_relay::{trigger, Config, Ports, Tally};
 use serde_json::Value;

@@ -55,12 +55,7 @@ impl<A: ApplicationStore, P: Parking, E: EventBus> Ports<A, P, E> {
         event: SqsEvent,
         now: impl Fn() -> u64,
     ) -> (SqsBatchResponse, Tally) {
-        let parker = Parker {
-            parking: &self.parking,
-            events: &self.events,
-            source: &cfg.source,
-            target: &cfg.source,
-        };
+        let parker = Parker::of_source(&self.parking, &self.events, &cfg.source);
         let now = &now;
         let (response, counts) = parker
             .run(&event.records, |m| self.one(cfg, m, now()))
@@ -71,14 +66,7 @@ impl<A: ApplicationStore, P: Parking, E: EventBus> Ports<A, P, E> {
             parked: counts.parked,
             handed_back: counts.handed_back,
         };
-        info!(
-            pipeline = "outbox",
-            stored = tally.stored,
-            resubmissions = tally.resubmissions,
-            parked = tally.parked,
-            handed_back = tally.handed_back,
-            "batch done"
-        );
+        info!(pipeline = "outbox", ?tally, "batch done");
         (response, tally)
     }
 

@@ -53,6 +53,18 @@ pub struct Parker<'a, P, E> {
     pub target: &'a str,
 }
 
+impl<'a, P, E> Parker<'a, P, E> {
+    /// Parks for `source`, named as the target of its events too (a pipeline's own input).
+    pub fn of_source(parking: &'a P, events: &'a E, source: &'a str) -> Self {
+        Parker {
+            parking,
+            events,
+            source,
+            target: source,
+        }
+    }
+}
+
 impl<P: Parking, E: EventBus> Parker<'_, P, E> {
     /// Runs `one` on every message concurrently and carries out the fates.
     pub async fn run<'m, F, Fut>(

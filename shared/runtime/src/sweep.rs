@@ -96,6 +96,32 @@ impl Sweep {
     }
 }
 
+/// Runs `page` on the ids a trigger names: once on a stream event's records, or on each page
+/// of a sweep until it ends or `page` answers `None` (stop). `page` answers how many of the ids
+/// it claimed. Returns the due queries that failed.
+pub async fn pages<S: LeasedStore>(
+    trigger: Trigger,
+    store: &S,
+    mut sweep: Sweep,
+    pipeline: &str,
+    mut page: impl AsyncFnMut(&[String]) -> Option<usize>,
+) -> u32 {
+    let Trigger::Sweep = trigger else {
+        let Trigger::Records(ids) = trigger else {
+            unreachable!()
+        };
+        page(&ids).await;
+        return 0;
+    };
+    while let Some(ids) = sweep.next(store, pipeline).await {
+        let Some(claimed) = page(&ids).await else {
+            break;
+        };
+        sweep.claimed(claimed, ids.len());
+    }
+    sweep.errors
+}
+
 /// What claiming a page of ids came to.
 #[derive(Debug)]
 pub struct Held<R> {
