@@ -490,10 +490,64 @@ async fn the_outbox_store_writes_once_claims_once_and_settles_only_its_own_claim
 }
 
 #[tokio::test]
+async fn a_claimed_item_that_cannot_be_read_is_named_and_failed_not_reclaimed_forever() -> Result<()>
+{
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let e = emu().await;
+    let table_name = table(&e, "id", true).await?;
+    let outbox = steadfast_aws::outbox::outbox(e.dynamodb.clone(), table_name.clone());
+    let now = now_ms();
+    // An outbox record someone edited by hand: its detail is gone.
+    e.dynamodb
+        .put_item()
+        .table_name(&table_name)
+        .item("id", Av::S("BROKEN-1".into()))
+        .item("event_id", Av::S("e".into()))
+        .item("detail_type", Av::S("Received".into()))
+        .item("created_at_ms", Av::N(now.to_string()))
+        .item("status", Av::S("ToBeProcessed".into()))
+        .item("attempts", Av::N("0".into()))
+        .item("due_shard", Av::S("0".into()))
+        .item("due_at", Av::N(now.to_string()))
+        .send()
+        .await?;
+    let err = outbox
+        .claim("BROKEN-1", now + 1, now + 60_000, "tok")
+        .await
+        .expect_err("an unreadable item is an error, not a record with defaults");
+    let text = err.to_string();
+    assert!(
+        text.contains("BROKEN-1") && text.contains(&table_name),
+        "{text}"
+    );
+    assert!(text.contains("missing field `detail`"), "names the field: {text}");
+    let stored = e
+        .dynamodb
+        .get_item()
+        .table_name(&table_name)
+        .key("id", Av::S("BROKEN-1".into()))
+        .consistent_read(true)
+        .send()
+        .await?
+        .item
+        .unwrap_or_default();
+    assert_eq!(stored.get("status"), Some(&Av::S("Failed".into())));
+    assert!(!stored.contains_key("due_at"), "out of the due index");
+    assert!(
+        outbox
+            .claim("BROKEN-1", now + 120_000, now + 180_000, "tok2")
+            .await?
+            .is_none(),
+        "never claimed again"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_version() -> Result<()>
 {
     use steadfast_domain::inbox::InboxConfig;
-    use steadfast_domain::Status as InboxStatus;
+    use steadfast_domain::Status;
     let e = emu().await;
     let table_name = table(&e, "id", true).await?;
     let inbox = DynamoInbox {
@@ -521,7 +575,7 @@ async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_ve
     assert!(inbox.insert(&w1).await?);
     assert!(!inbox.insert(&w1).await?, "a second insert loses");
     let seen = inbox.current(&v1.id).await?.expect("stored");
-    assert_eq!((seen.version, seen.status), (1, InboxStatus::ToBeProcessed));
+    assert_eq!((seen.version, seen.status), (1, Status::ToBeProcessed));
     // claim version 1, then version 2 arrives while it is in progress
     let c = records
         .claim(&v1.id, now + 1, now + 60_000, "tok")
@@ -536,13 +590,13 @@ async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_ve
     };
     assert!(
         !inbox
-            .replace(&w2, &seen, 2, InboxStatus::InProgress, false)
+            .replace(&w2, &seen, 2, Status::InProgress, false)
             .await?,
         "stale read"
     );
     assert!(
         inbox
-            .replace(&w2, &in_progress, 2, InboxStatus::InProgress, false)
+            .replace(&w2, &in_progress, 2, Status::InProgress, false)
             .await?
     );
     // delivering version 1 does not mark the record Processed: version 2 is due next
@@ -559,10 +613,7 @@ async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_ve
         Settled::NewerVersion
     );
     let after = inbox.current(&v1.id).await?.expect("stored");
-    assert_eq!(
-        (after.version, after.status),
-        (2, InboxStatus::ToBeProcessed)
-    );
+    assert_eq!((after.version, after.status), (2, Status::ToBeProcessed));
     Ok(())
 }
 

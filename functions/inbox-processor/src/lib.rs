@@ -16,86 +16,23 @@
 //! asked to halt it and every record not delivered is released, its claim not counted.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::future::join_all;
 use serde::Serialize;
 use serde_json::Value;
 use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::inbox::InboxRecord;
-use steadfast_domain::lease::{Claimed, LeasePolicy, Settle, Settled};
+use steadfast_domain::lease::{Claimed, Settle, Settled};
 use steadfast_domain::ports::{EventBus, GateStore, Invoker, LeasedStore, Target};
-use steadfast_domain::{Fate, FlowEvent, Outcome, RetryPolicy};
+use steadfast_domain::{Fate, FlowEvent, Outcome};
 use steadfast_runtime::deliver::{deliver_all, log_answer, request_halt, HaltRequest, Item};
 pub use steadfast_runtime::sweep::Trigger;
 use steadfast_runtime::sweep::{claim_all, event_name_in, pages, settled, Sweep};
 use tracing::{error, info, warn};
 
-pub struct Config {
-    /// The portal's gate. `INBOX_TARGET_NAME`, default `portal-inbox`: its own gate, apart
-    /// from the orders target's (set both names alike to share one on purpose).
-    pub target: String,
-    /// `INBOX_MAX_CLAIMS`, `INBOX_RETRY_BASE_SECONDS`, `INBOX_RETRY_CAP_SECONDS`,
-    /// `INBOX_LEASE_SECONDS`.
-    pub policy: LeasePolicy,
-    /// In-process tries (`MAX_ATTEMPTS`, `RETRY_BASE_SECONDS`, `RETRY_CAP_SECONDS`).
-    pub retry: RetryPolicy,
-    /// Shards of the due index. `INBOX_SHARDS`, default 4.
-    pub shards: u32,
-    /// Records claimed per sweep at most. `INBOX_SWEEP_LIMIT`, default 500.
-    pub sweep_limit: usize,
-    /// The invocation's length when the runtime gives no usable deadline (local Runtime API
-    /// servers). `INBOX_INVOCATION_TIMEOUT_SECONDS`, default 60.
-    pub invocation_timeout: Duration,
-}
-
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let r = RetryPolicy::default();
-        let d = steadfast_domain::inbox::default_policy();
-        Ok(Config {
-            target: env
-                .optional("INBOX_TARGET_NAME")
-                .unwrap_or_else(|| "portal-inbox".into()),
-            policy: env.lease_policy("INBOX", "INBOX_MAX_CLAIMS", d)?,
-            retry: RetryPolicy {
-                max_attempts: env.whole_in("MAX_ATTEMPTS", u64::from(r.max_attempts), 2, 20)?
-                    as u32,
-                base: env.seconds("RETRY_BASE_SECONDS", r.base)?,
-                cap: env.seconds("RETRY_CAP_SECONDS", r.cap)?,
-                ..r
-            },
-            shards: steadfast_aws::inbox::shards_from(env)?,
-            sweep_limit: env.whole_in("INBOX_SWEEP_LIMIT", 500, 1, 100_000)? as usize,
-            invocation_timeout: env
-                .seconds("INBOX_INVOCATION_TIMEOUT_SECONDS", Duration::from_secs(60))?,
-        })
-    }
-}
-
-/// One HTTP target per entity type, from `INBOX_ENTITIES` and `INBOX_PORTAL_URL`.
-pub fn targets(
-    env: &Env,
-    token: std::sync::Arc<steadfast_aws::token::Token>,
-) -> Result<BTreeMap<String, steadfast_aws::http::HttpTarget>, ConfigError> {
-    let inbox = steadfast_aws::inbox::config_from(env)?;
-    let base = env.optional("INBOX_PORTAL_URL");
-    let urls = inbox
-        .endpoints(base.as_deref())
-        .map_err(|why| env.invalid("INBOX_PORTAL_URL", base.as_deref().unwrap_or(""), why))?;
-    urls.into_iter()
-        .map(|(entity, url)| {
-            let target = steadfast_aws::http::HttpTarget::at(
-                env,
-                "INBOX_ENTITIES endpoint",
-                url,
-                None,
-                token.clone(),
-            )?;
-            Ok((entity, target))
-        })
-        .collect()
-}
+mod config;
+pub use config::{targets, Config};
 
 /// Reads a Lambda event: a stream event names the records that became `ToBeProcessed` (a
 /// keys-only record counts too); anything else is a sweep.
@@ -223,11 +160,11 @@ where
         tally.skipped += held.skipped;
         tally.errors += held.errors;
         let mut settles: Vec<(&Claimed<InboxRecord>, Settle)> = Vec::new();
-        let mut items = Vec::new();
-        let mut tried = Vec::new();
         let bodies: Vec<Result<Value, String>> =
             held.claimed.iter().map(|c| c.delivery()).collect();
         let keys: Vec<String> = held.claimed.iter().map(|c| c.idempotency_key()).collect();
+        // One judge per endpoint: a delivery to one vouches for nothing about another.
+        let mut groups: BTreeMap<&str, Vec<Delivery<'_, T>>> = BTreeMap::new();
         for ((c, body), key) in held.claimed.iter().zip(&bodies).zip(&keys) {
             let target = self.targets.get(&c.record.entity);
             let refusal = cfg
@@ -244,55 +181,23 @@ where
             if let Some(reason) = refusal {
                 settles.push((c, self.refused(cfg, c, reason).await));
             } else if let (Some(target), Ok(body)) = (target, body) {
-                let strikes = c.attempts.saturating_sub(1);
-                items.push(Item {
-                    target,
+                let d = Delivery {
+                    c,
                     key,
                     body,
-                    receives: c.attempts,
-                    strikes,
-                });
-                tried.push((c, key));
+                    target,
+                };
+                groups.entry(c.record.entity.as_str()).or_default().push(d);
             }
         }
-        let (run, calls) = deliver_all(cfg.retry, &items, deadline, |i, attempt, outcome| {
-            let (c, key) = tried[i];
-            log_answer("inbox", key, attempt, outcome);
-            if matches!(outcome, Outcome::Delivered { .. }) {
-                let lag_ms = now().saturating_sub(c.record.changed_at_ms);
-                info!(pipeline = "inbox", id = %c.id, version = c.record.version, lag_ms, outcome = "delivered");
+        for group in groups.into_values() {
+            if tally.tripped {
+                let due_at_ms = now().saturating_add(cfg.policy.retry.base.as_millis() as u64);
+                settles.extend(group.iter().map(|d| (d.c, Settle::Release { due_at_ms })));
+            } else {
+                self.deliver(cfg, &group, now, deadline, tally, &mut settles)
+                    .await;
             }
-            async {}
-        })
-        .await;
-        tally.api_calls += calls.made;
-        for (&(c, _), fate) in tried.iter().zip(run.fates()) {
-            let how = match fate {
-                Fate::Delivered => Settle::Done {
-                    at_ms: now(),
-                    expires_at_s: None,
-                },
-                Fate::Refused(reason) => self.refused(cfg, c, reason.clone()).await,
-                Fate::Own(reason) => {
-                    cfg.policy
-                        .after_failure(c.attempts, reason, now(), rand::random::<f64>())
-                }
-                Fate::HandBack | Fate::Open => Settle::Release {
-                    due_at_ms: now().saturating_add(cfg.policy.retry.base.as_millis() as u64),
-                },
-            };
-            settles.push((c, how));
-        }
-        if let Some(trip) = run.trip() {
-            tally.tripped = true;
-            let who = HaltRequest {
-                target: &cfg.target,
-                pipeline: "inbox",
-                identity: tried[trip.index].1,
-                message_id: "",
-                observed_at_ms: None,
-            };
-            request_halt(&self.events, &self.invoker, &who, trip).await;
         }
         let done = join_all(settles.into_iter().map(|(c, how)| async move {
             let r = self.store.settle(c, &how).await;
@@ -301,6 +206,79 @@ where
         .await;
         for (c, how, written) in done {
             count(c, &how, written, tally);
+        }
+    }
+
+    /// Delivers one endpoint's records through the judge; a delivered record is settled at
+    /// once, the others' settles are added to `settles`.
+    async fn deliver<'c>(
+        &self,
+        cfg: &Config,
+        group: &[Delivery<'c, T>],
+        now: &impl Fn() -> u64,
+        deadline: Instant,
+        tally: &mut Tally,
+        settles: &mut Vec<(&'c Claimed<InboxRecord>, Settle)>,
+    ) {
+        let items: Vec<Item<T>> = group
+            .iter()
+            .map(|d| Item {
+                target: d.target,
+                key: d.key,
+                body: d.body,
+                receives: d.c.attempts,
+                strikes: 0,
+            })
+            .collect();
+        let delivered = std::sync::Mutex::new(Vec::new());
+        let (run, calls) = deliver_all(cfg.retry, &items, deadline, |i, attempt, outcome| {
+            let (c, store, delivered) = (group[i].c, &self.store, &delivered);
+            log_answer("inbox", group[i].key, attempt, outcome);
+            let done = matches!(outcome, Outcome::Delivered { .. }).then(now);
+            async move {
+                let Some(at_ms) = done else { return };
+                let lag_ms = at_ms.saturating_sub(c.record.changed_at_ms);
+                info!(pipeline = "inbox", id = %c.id, version = c.record.version, lag_ms, outcome = "delivered");
+                let how = Settle::Done { at_ms, expires_at_s: None };
+                let written = store.settle(c, &how).await;
+                delivered.lock().unwrap_or_else(|e| e.into_inner()).push((c, how, written));
+            }
+        })
+        .await;
+        tally.api_calls += calls.made;
+        for (c, how, written) in delivered.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            count(c, &how, written, tally);
+        }
+        let trip = run.trip();
+        for (i, (d, fate)) in group.iter().zip(run.fates()).enumerate() {
+            let how = match (fate, trip) {
+                (Fate::Delivered, _) => continue,
+                (Fate::Refused(reason), _) => self.refused(cfg, d.c, reason.clone()).await,
+                (Fate::Own(reason), _) => {
+                    cfg.policy
+                        .after_failure(d.c.attempts, reason, now(), rand::random::<f64>())
+                }
+                // The record whose failures halted the flow waits for its retry time, counted.
+                (_, Some(t)) if t.index == i => {
+                    cfg.policy
+                        .after_failure(d.c.attempts, &t.reason, now(), rand::random::<f64>())
+                }
+                (Fate::HandBack | Fate::Open, _) => Settle::Release {
+                    due_at_ms: now().saturating_add(cfg.policy.retry.base.as_millis() as u64),
+                },
+            };
+            settles.push((d.c, how));
+        }
+        if let Some(trip) = trip {
+            tally.tripped = true;
+            let who = HaltRequest {
+                target: &cfg.target,
+                pipeline: "inbox",
+                identity: group[trip.index].key,
+                message_id: "",
+                observed_at_ms: None,
+            };
+            request_halt(&self.events, &self.invoker, &who, trip).await;
         }
     }
 
@@ -318,6 +296,14 @@ where
         }
         Settle::Failed { error: reason }
     }
+}
+
+/// A claimed record ready to deliver, and where.
+struct Delivery<'a, T> {
+    c: &'a Claimed<InboxRecord>,
+    key: &'a str,
+    body: &'a Value,
+    target: &'a T,
 }
 
 /// Counts one settle.

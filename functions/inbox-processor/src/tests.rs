@@ -1,12 +1,15 @@
 //! Unit tests of the handler, on the in-memory fakes.
 
 use super::*;
+use std::time::Duration;
 use steadfast_domain::backoff::{Backoff, Jitter};
 use steadfast_domain::fakes::*;
 use steadfast_domain::inbox::{InboxConfig, DEFAULT_MAX_RECORD_BYTES};
+use steadfast_domain::lease::LeasePolicy;
 use steadfast_domain::ports::InboxStore;
 use steadfast_domain::ports::InboxWrite;
-use steadfast_domain::{Gate, Status as InboxStatus};
+use steadfast_domain::RetryPolicy;
+use steadfast_domain::{Gate, Status};
 
 type Fake = Ports<MemInbox, MemGates, MemBus, MemInvoker, ScriptedTarget>;
 
@@ -100,10 +103,7 @@ async fn a_sweep_delivers_each_record_once_with_its_versioned_key() {
     let mut calls = p.targets["customer"].calls();
     calls.sort();
     assert_eq!(calls[0], "customer/0/1");
-    assert_eq!(
-        p.store.get("customer/0").unwrap().status,
-        InboxStatus::Processed
-    );
+    assert_eq!(p.store.get("customer/0").unwrap().status, Status::Processed);
     // nothing is due any more
     let again = p.run(&cfg(), Trigger::Sweep, || 20, "t2", later()).await;
     assert_eq!(again.claimed, 0);
@@ -132,7 +132,7 @@ async fn a_halted_gate_claims_nothing() {
 }
 
 #[tokio::test]
-async fn a_portal_down_for_everyone_halts_once_and_every_record_waits_uncounted() {
+async fn a_portal_down_for_everyone_halts_once_and_nothing_is_lost() {
     let p = ports(ScriptedTarget::always(Outcome::unavailable("HTTP 503")));
     for no in 0..6 {
         put(&p, no, "A", "2026-01-01T00:00:00Z").await;
@@ -141,17 +141,26 @@ async fn a_portal_down_for_everyone_halts_once_and_every_record_waits_uncounted(
     assert!(t.tripped);
     // the judge's calls: the first record one short, the next one's answer as witness
     assert_eq!(t.api_calls, 2, "{t:?}");
-    assert_eq!((t.released, t.retried, t.failed), (t.claimed, 0, 0));
+    assert_eq!((t.released, t.retried, t.failed), (t.claimed - 1, 1, 0));
     assert_eq!(p.invoker.all().len(), 1, "one halt request");
     assert!(p.events.types().contains(&"DeliveryFailed"));
-    for no in 0..6 {
-        let r = p.store.get(&format!("customer/{no}")).unwrap();
-        assert_eq!(
-            (r.status, r.attempts),
-            (InboxStatus::ToBeProcessed, 0),
-            "nothing lost, no claim counted against the record"
-        );
-    }
+    let rows: Vec<_> = (0..6)
+        .map(|no| p.store.get(&format!("customer/{no}")).unwrap())
+        .collect();
+    assert!(
+        rows.iter().all(|r| r.status == Status::ToBeProcessed),
+        "nothing lost"
+    );
+    // the record whose failures halted the flow waits its retry time, counted; the rest
+    // are released uncounted
+    let counted: Vec<_> = rows.iter().filter(|r| r.attempts == 1).collect();
+    assert_eq!(counted.len(), 1);
+    assert!(counted[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("HTTP 503"));
+    assert_eq!(rows.iter().filter(|r| r.attempts == 0).count(), 5);
 }
 
 #[tokio::test]
@@ -184,7 +193,7 @@ async fn a_record_that_fails_while_others_are_delivered_retries_later_without_a_
     assert!(!t.tripped, "{t:?}");
     assert_eq!((t.delivered, t.retried), (2, 1), "{t:?}");
     let failing = p.store.get("customer/0").unwrap();
-    assert_eq!(failing.status, InboxStatus::ToBeProcessed);
+    assert_eq!(failing.status, Status::ToBeProcessed);
     assert!(failing.last_error.unwrap().contains("HTTP 500"));
     assert!(p.invoker.all().is_empty());
 }
@@ -202,7 +211,7 @@ async fn a_refused_record_is_failed_with_its_reason_and_the_others_go_on() {
     assert_eq!((t.failed, t.delivered), (1, 1));
     let failed: Vec<_> = (0..4)
         .filter_map(|n| p.store.get(&format!("customer/{n}")))
-        .filter(|r| r.status == InboxStatus::Failed)
+        .filter(|r| r.status == Status::Failed)
         .collect();
     assert_eq!(
         failed[0].last_error.as_deref(),
@@ -221,7 +230,7 @@ async fn a_refused_record_is_failed_with_its_reason_and_the_others_go_on() {
         "2026-01-02T00:00:00Z",
     )
     .await;
-    assert_eq!(p.store.get(&id).unwrap().status, InboxStatus::ToBeProcessed);
+    assert_eq!(p.store.get(&id).unwrap().status, Status::ToBeProcessed);
 }
 
 #[tokio::test]
@@ -253,7 +262,7 @@ async fn an_update_while_in_progress_is_delivered_next() {
         .await;
     assert_eq!(t.delivered, 1);
     assert_eq!(p.targets["customer"].calls(), vec!["customer/1/2"]);
-    assert_eq!(p.store.get(&id).unwrap().status, InboxStatus::Processed);
+    assert_eq!(p.store.get(&id).unwrap().status, Status::Processed);
 }
 
 #[test]

@@ -158,7 +158,7 @@ mod tests {
     use steadfast_domain::fakes::{MemBus, MemInbox, MemParking};
     use steadfast_domain::inbox::DEFAULT_MAX_RECORD_BYTES;
     use steadfast_domain::ports::LeasedStore;
-    use steadfast_domain::{Settle, Settled, Status as InboxStatus};
+    use steadfast_domain::{Settle, Settled, Status};
 
     fn cfg() -> Config {
         Config {
@@ -251,7 +251,7 @@ mod tests {
         )
         .await;
         let r = p.store.get("customer/C1").unwrap();
-        assert_eq!((r.record.version, r.status), (2, InboxStatus::InProgress));
+        assert_eq!((r.record.version, r.status), (2, Status::InProgress));
         // delivering version 1 does not mark version 2 processed
         let s = p
             .store
@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(s, Settled::NewerVersion);
         assert_eq!(
             p.store.get("customer/C1").unwrap().status,
-            InboxStatus::ToBeProcessed
+            Status::ToBeProcessed
         );
     }
 

@@ -12,7 +12,7 @@ pub fn order(id: &str) -> Value {
     })
 }
 
-/// A valid lender application with id `id` (see `shared/domain/src/application.rs`).
+/// A valid lender application with id `id` (see `shared/domain/src/application/mod.rs`).
 pub fn application(id: &str) -> Value {
     let n = id
         .bytes()

@@ -121,20 +121,30 @@ impl<R: Leased + DeserializeOwned> LeasedStore for DynamoLeased<R> {
             return Ok(None);
         };
         let item = out.attributes.unwrap_or_default();
-        let Attempts { attempts } = decode(&self.table, id, item.clone())?;
-        Ok(Some(Claimed {
-            id: id.to_owned(),
-            attempts,
-            token: token.to_owned(),
-            record: decode(&self.table, id, item)?,
-        }))
+        let decoded = decode::<Attempts>(&self.table, id, item.clone())
+            .and_then(|a| Ok((a.attempts, decode::<R>(&self.table, id, item)?)));
+        match decoded {
+            Ok((attempts, record)) => Ok(Some(Claimed {
+                id: id.to_owned(),
+                attempts,
+                token: token.to_owned(),
+                record,
+            })),
+            Err(e) => {
+                self.unreadable(id, token, &e).await;
+                Err(e)
+            }
+        }
     }
 
     async fn settle(&self, c: &Claimed<R>, how: &Settle) -> PortResult<Settled> {
         let op = || format!("UpdateItem settle {} in {}", c.id, self.table);
         let req = self.held(&c.id, &c.token);
         let req = match how {
-            Settle::Done { at_ms, expires_at_s } => {
+            Settle::Done {
+                at_ms,
+                expires_at_s,
+            } => {
                 let version = c.record.version();
                 let processed = done(req, self.done_at, *at_ms, *expires_at_s, version)
                     .send()
@@ -149,20 +159,20 @@ impl<R: Leased + DeserializeOwned> LeasedStore for DynamoLeased<R> {
                 }
             }
             Settle::Retry { due_at_ms, error } => req
-                .update_expression("SET #status = :st, due_at = :due, last_error = :err REMOVE claim")
+                .update_expression(
+                    "SET #status = :st, due_at = :due, last_error = :err REMOVE claim",
+                )
                 .expression_attribute_values(":st", s(Status::ToBeProcessed.as_str()))
                 .expression_attribute_values(":due", n(due_at_ms))
                 .expression_attribute_values(":err", s(truncate(error))),
             Settle::Release { due_at_ms } => req
-                .update_expression("SET #status = :st, due_at = :due, attempts = attempts - :one REMOVE claim")
+                .update_expression(
+                    "SET #status = :st, due_at = :due, attempts = attempts - :one REMOVE claim",
+                )
                 .expression_attribute_values(":st", s(Status::ToBeProcessed.as_str()))
                 .expression_attribute_values(":due", n(due_at_ms))
                 .expression_attribute_values(":one", n(1)),
-            Settle::Failed { error } => req
-                .update_expression("SET #status = :st, failed_at_ms = :at, last_error = :err REMOVE due_shard, due_at, claim")
-                .expression_attribute_values(":st", s(Status::Failed.as_str()))
-                .expression_attribute_values(":at", n(crate::now_ms()))
-                .expression_attribute_values(":err", s(truncate(error))),
+            Settle::Failed { error } => failed(req, error),
         };
         let sent = req.send().await.port(op).map(|_| Settled::Done);
         or_refused(sent, Settled::LeaseLost)
@@ -170,6 +180,15 @@ impl<R: Leased + DeserializeOwned> LeasedStore for DynamoLeased<R> {
 }
 
 impl<R> DynamoLeased<R> {
+    /// A claimed item that cannot be read can never be delivered: `Failed` with the reason,
+    /// so it is not reclaimed after every lease (the claim's caller reports the error).
+    async fn unreadable(&self, id: &str, token: &str, why: &steadfast_domain::ports::PortError) {
+        let set = failed(self.held(id, token), &why.to_string()).send().await;
+        if let Err(e) = set {
+            tracing::error!(table = %self.table, id, error = %crate::describe(&e), "an unreadable item could not be set Failed; it is claimed again after its lease");
+        }
+    }
+
     /// A delivered version that is no longer the stored one, while the claim is still ours:
     /// due now, so the newer version is delivered next.
     async fn newer(&self, c: &Claimed<R>, at_ms: u64, version: u64) -> PortResult<Settled> {
@@ -189,6 +208,16 @@ impl<R> DynamoLeased<R> {
             .map(|_| Settled::NewerVersion);
         or_refused(sent, Settled::LeaseLost)
     }
+}
+
+/// The `Failed` update: out of the index, with the reason.
+fn failed(req: UpdateItemFluentBuilder, error: &str) -> UpdateItemFluentBuilder {
+    req.update_expression(
+        "SET #status = :st, failed_at_ms = :at, last_error = :err REMOVE due_shard, due_at, claim",
+    )
+    .expression_attribute_values(":st", s(Status::Failed.as_str()))
+    .expression_attribute_values(":at", n(crate::now_ms()))
+    .expression_attribute_values(":err", s(truncate(error)))
 }
 
 /// The `Done` update: `Processed`, stamped, out of the index; for a versioned record only while
