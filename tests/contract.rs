@@ -520,7 +520,10 @@ async fn a_claimed_item_that_cannot_be_read_is_named_and_failed_not_reclaimed_fo
         text.contains("BROKEN-1") && text.contains(&table_name),
         "{text}"
     );
-    assert!(text.contains("missing field `detail`"), "names the field: {text}");
+    assert!(
+        text.contains("missing field `detail`"),
+        "names the field: {text}"
+    );
     let stored = e
         .dynamodb
         .get_item()

@@ -1,21 +1,15 @@
 //! close: wiring only; the logic is in `lib.rs`.
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use steadfast_aws::Env;
+use steadfast_runtime::serve::{serve, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    steadfast_aws::logging::init();
-    let env = Env::process();
-    let cfg = close::config(&env)?;
-    let ports = close::ports(&env).await?;
-    let (cfg, ports) = (&cfg, &ports);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        ports
-            .handle_value(cfg, event.payload)
-            .await
-            .map_err(Error::from)
-    }))
+    let (env, clients) = steadfast_aws::start().await;
+    let cfg = &close::config(&env)?;
+    let ports = &close::ports(&env, &clients).await?;
+    serve(move |event: LambdaEvent<Value>| async move {
+        Ok(ports.handle_value(cfg, event.payload).await?)
+    })
     .await
 }

@@ -26,8 +26,7 @@ pub type AwsPorts = Ports<
 >;
 
 /// Builds every adapter from the environment; an error names the variable at fault.
-pub async fn ports(env: &Env) -> Result<AwsPorts, ConfigError> {
-    let clients = Clients::load(env).await;
+pub async fn ports(env: &Env, clients: &Clients) -> Result<AwsPorts, ConfigError> {
     let probes = clients.probes(env, clients.target_token(env).await?)?;
     // The queue, ledger and parking only where a target is probed by a real message.
     let messages = if probes.values().any(|p| p.mode == ProbeMode::Message) {

@@ -47,6 +47,14 @@ pub use clients::Clients;
 pub use config::{ConfigError, Env};
 pub(crate) use error::{or_refused, SdkResultExt};
 
+/// A function's cold start: logging on, the environment read, the AWS configuration loaded.
+pub async fn start() -> (Env, Clients) {
+    logging::init();
+    let env = Env::process();
+    let clients = Clients::load(&env).await;
+    (env, clients)
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

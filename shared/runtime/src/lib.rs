@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod deliver;
+pub mod serve;
 pub mod sweep;
 
 /// Milliseconds since the Unix epoch.
