@@ -13,7 +13,9 @@
 //! counted against itself. Settling is conditional on the claim: `Processed` only if the
 //! version is still the one delivered, otherwise due again so the newer version goes next. A
 //! refused record (4xx) is `Failed` with the reason. When the judge halts the flow, `close` is
-//! asked to halt it and every record not delivered is released, its claim not counted.
+//! asked to halt it; the record whose failures decided it waits for its retry time (its claim
+//! counted) and every other record not delivered is released, its claim not counted. A sweep
+//! stops taking pages once the invocation has only its reserve left.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -138,7 +140,8 @@ where
             let before = t.claimed;
             self.claim_and_deliver(cfg, ids, &now, token, deadline, t)
                 .await;
-            (!t.tripped).then_some((t.claimed - before) as usize)
+            let in_time = Instant::now() + cfg.retry.reserve < deadline;
+            (!t.tripped && in_time).then_some((t.claimed - before) as usize)
         })
         .await;
         steadfast_aws::metrics::records_failed("inbox", tally.failed);
@@ -159,7 +162,8 @@ where
         tally.claimed += held.claimed.len() as u32;
         tally.skipped += held.skipped;
         tally.errors += held.errors;
-        let mut settles: Vec<(&Claimed<InboxRecord>, Settle)> = Vec::new();
+        tally.failed += held.unreadable;
+        let mut refused = Vec::new();
         let bodies: Vec<Result<Value, String>> =
             held.claimed.iter().map(|c| c.delivery()).collect();
         let keys: Vec<String> = held.claimed.iter().map(|c| c.idempotency_key()).collect();
@@ -179,7 +183,7 @@ where
                     _ => None,
                 });
             if let Some(reason) = refusal {
-                settles.push((c, self.refused(cfg, c, reason).await));
+                refused.push((c, self.refused(cfg, c, reason).await));
             } else if let (Some(target), Ok(body)) = (target, body) {
                 let d = Delivery {
                     c,
@@ -190,7 +194,9 @@ where
                 groups.entry(c.record.entity.as_str()).or_default().push(d);
             }
         }
+        self.settle_all(refused, tally).await;
         for group in groups.into_values() {
+            let mut settles = Vec::new();
             if tally.tripped {
                 let due_at_ms = now().saturating_add(cfg.policy.retry.base.as_millis() as u64);
                 settles.extend(group.iter().map(|d| (d.c, Settle::Release { due_at_ms })));
@@ -198,7 +204,12 @@ where
                 self.deliver(cfg, &group, now, deadline, tally, &mut settles)
                     .await;
             }
+            // Settled before the next endpoint's deliveries start.
+            self.settle_all(settles, tally).await;
         }
+    }
+
+    async fn settle_all(&self, settles: Vec<(&Claimed<InboxRecord>, Settle)>, tally: &mut Tally) {
         let done = join_all(settles.into_iter().map(|(c, how)| async move {
             let r = self.store.settle(c, &how).await;
             (c, how, r)

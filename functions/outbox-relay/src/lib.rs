@@ -126,6 +126,7 @@ impl<O: LeasedStore<Record = OutboxRecord>, B: Publisher> Ports<O, B> {
         tally.claimed += held.claimed.len() as u32;
         tally.skipped += held.skipped;
         tally.errors += held.errors;
+        tally.failed += held.unreadable;
         let (give_up, publish): (Vec<_>, Vec<_>) = held
             .claimed
             .into_iter()

@@ -105,8 +105,7 @@ impl Env {
                 .trim()
                 .parse::<f64>()
                 .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
                 .ok_or_else(|| self.invalid(name, &v, "a number of seconds >= 0")),
         }
     }
@@ -203,5 +202,12 @@ mod tests {
             env.seconds("BASE", Duration::from_secs(1)).unwrap(),
             Duration::from_secs(1)
         );
+        let huge = Env::from_pairs(&[("BASE", "1e30"), ("NEG", "-1")]);
+        assert!(huge
+            .seconds("BASE", Duration::ZERO)
+            .unwrap_err()
+            .to_string()
+            .contains("BASE"));
+        assert!(huge.seconds("NEG", Duration::ZERO).is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::de::DeserializeOwned;
-use steadfast_domain::ports::{PortError, PortResult};
+use steadfast_domain::ports::{ErrorKind, PortError, PortResult};
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -36,7 +36,12 @@ pub(crate) fn decode<T: DeserializeOwned>(
             root if root == "." => e.inner().to_string(),
             field => format!("field `{field}`: {}", e.inner()),
         };
-        PortError::new(format!("decode item {key} of {table}"), why).caused_by(e.into_inner())
+        PortError::of(
+            ErrorKind::Malformed,
+            format!("decode item {key} of {table}"),
+            why,
+        )
+        .caused_by(e.into_inner())
     })
 }
 

@@ -17,7 +17,10 @@ pub enum ErrorKind {
     /// The request itself is refused as invalid (a key over the size limit, a bad parameter):
     /// retrying it can never help.
     Validation,
-    /// Anything else: an outage, a network error, an item that cannot be decoded.
+    /// What came back cannot be read (an item with a required attribute missing or
+    /// malformed): retrying it can never help.
+    Malformed,
+    /// Anything else: an outage, a network error.
     Other,
 }
 

@@ -4,7 +4,7 @@
 use futures::future::join_all;
 use serde_json::Value;
 use steadfast_domain::lease::{Claimed, LeasePolicy, Settled};
-use steadfast_domain::ports::{LeasedStore, PortResult};
+use steadfast_domain::ports::{ErrorKind, LeasedStore, PortResult};
 use tracing::{error, warn};
 
 /// What started a leased-record worker.
@@ -130,6 +130,8 @@ pub struct Held<R> {
     pub skipped: u32,
     /// Claims that failed (a later sweep tries again).
     pub errors: u32,
+    /// Items claimed that could not be read: the store set them `Failed` with the reason.
+    pub unreadable: u32,
 }
 
 /// Claims `ids` concurrently, each with a lease from `now()` under `token`.
@@ -150,11 +152,16 @@ pub async fn claim_all<S: LeasedStore>(
         claimed: Vec::new(),
         skipped: 0,
         errors: 0,
+        unreadable: 0,
     };
     for (id, claim) in claims {
         match claim {
             Ok(Some(c)) => held.claimed.push(c),
             Ok(None) => held.skipped += 1,
+            Err(e) if e.kind == ErrorKind::Malformed => {
+                error!(pipeline, id = %id, error = %e, outcome = "failed", "claimed item cannot be read; set Failed");
+                held.unreadable += 1;
+            }
             Err(e) => {
                 warn!(pipeline, id = %id, error = %e, "claim failed; a sweep retries");
                 held.errors += 1;
@@ -215,6 +222,66 @@ mod tests {
             Trigger::of(&json!({"Records": [{"eventSource": "aws:sqs"}]}), |_| true),
             Trigger::Sweep
         );
+    }
+
+    /// A store whose every claim meets an unreadable item, or an outage.
+    struct Broken(ErrorKind);
+
+    impl LeasedStore for Broken {
+        type Record = steadfast_domain::OutboxRecord;
+        async fn due(&self, _: u32, _: u64, _: usize) -> PortResult<Vec<String>> {
+            Ok(vec![])
+        }
+        async fn claim(
+            &self,
+            id: &str,
+            _: u64,
+            _: u64,
+            _: &str,
+        ) -> PortResult<Option<Claimed<Self::Record>>> {
+            Err(steadfast_domain::ports::PortError::of(
+                self.0,
+                format!("claim {id}"),
+                "x",
+            ))
+        }
+        async fn settle(
+            &self,
+            _: &Claimed<Self::Record>,
+            _: &steadfast_domain::Settle,
+        ) -> PortResult<Settled> {
+            Ok(Settled::Done)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_item_counts_as_failed_and_an_outage_as_an_error() {
+        let policy =
+            steadfast_domain::LeasePolicy::new(3, std::time::Duration::from_secs(1), "attempt");
+        let ids = vec!["a".to_owned(), "b".to_owned()];
+        let held = claim_all(
+            &Broken(ErrorKind::Malformed),
+            &ids,
+            &policy,
+            &|| 0,
+            "t",
+            "outbox",
+        )
+        .await;
+        assert_eq!(
+            (held.unreadable, held.errors, held.claimed.len()),
+            (2, 0, 0)
+        );
+        let held = claim_all(
+            &Broken(ErrorKind::Throttled),
+            &ids,
+            &policy,
+            &|| 0,
+            "t",
+            "outbox",
+        )
+        .await;
+        assert_eq!((held.unreadable, held.errors), (0, 2));
     }
 
     #[test]
