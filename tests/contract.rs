@@ -617,6 +617,37 @@ async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_ve
     );
     let after = inbox.current(&v1.id).await?.expect("stored");
     assert_eq!((after.version, after.status), (2, Status::ToBeProcessed));
+    // version 2 is claimed and refused for good while version 3 arrives: version 3 is due at
+    // once with its attempts reset, not Failed with version 2's reason
+    let c2 = records
+        .claim(&v1.id, now + 4, now + 60_000, "tok2")
+        .await?
+        .expect("version 2 claimed");
+    let seen2 = inbox.current(&v1.id).await?.expect("stored");
+    let v3 =
+        cfg.read(r#"{"entity":"customer","no":"C-1","name":"C","at":"2026-11-28T11:00:00Z"}"#)?;
+    let w3 = InboxWrite {
+        incoming: &v3,
+        message_id: "m3",
+        now_ms: now + 5,
+        shard: 0,
+    };
+    assert!(
+        inbox
+            .replace(&w3, &seen2, 3, Status::InProgress, false)
+            .await?
+    );
+    let refused = Settle::Failed {
+        error: "HTTP 422".into(),
+    };
+    assert_eq!(records.settle(&c2, &refused).await?, Settled::NewerVersion);
+    let after3 = inbox.current(&v1.id).await?.expect("stored");
+    assert_eq!((after3.version, after3.status), (3, Status::ToBeProcessed));
+    let c3 = records
+        .claim(&v1.id, now_ms() + 1, now_ms() + 60_000, "tok3")
+        .await?
+        .expect("version 3 is due at once");
+    assert_eq!((c3.record.version, c3.attempts), (3, 1), "attempts reset");
     Ok(())
 }
 

@@ -33,7 +33,7 @@ impl Config {
             target: env
                 .optional("INBOX_TARGET_NAME")
                 .unwrap_or_else(|| "portal-inbox".into()),
-            policy: env.lease_policy("INBOX", "INBOX_MAX_CLAIMS", d)?,
+            policy: env.lease_policy("INBOX", Some("INBOX_MAX_CLAIMS"), d)?,
             retry: RetryPolicy {
                 max_attempts: env.whole_in("MAX_ATTEMPTS", u64::from(r.max_attempts), 2, 20)?
                     as u32,

@@ -332,16 +332,18 @@ fn count(
     let Some(done) = settled("inbox", c, written) else {
         return;
     };
-    match how {
-        Settle::Done { .. } => {
+    match (how, done) {
+        (Settle::Done { .. }, done) => {
             tally.delivered += 1;
             if done == Settled::NewerVersion {
                 tally.newer_versions += 1;
             }
         }
-        Settle::Retry { .. } => tally.retried += 1,
-        Settle::Release { .. } => tally.released += 1,
-        Settle::Failed { .. } => tally.failed += 1,
+        // Not delivered, but a newer version arrived meanwhile: it is due now.
+        (_, Settled::NewerVersion) => tally.newer_versions += 1,
+        (Settle::Retry { .. }, _) => tally.retried += 1,
+        (Settle::Release { .. }, _) => tally.released += 1,
+        (Settle::Failed { .. }, _) => tally.failed += 1,
     }
 }
 

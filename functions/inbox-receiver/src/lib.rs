@@ -127,6 +127,13 @@ impl<S: InboxStore, P: Parking, E: EventBus> Ports<S, P, E> {
             };
             let written = match merge(current.as_ref(), &incoming.hash, incoming.changed_at_ms) {
                 Merge::Duplicate => return Ok("duplicate_dropped"),
+                Merge::Touch { changed_at_ms } => {
+                    let seen = current.as_ref().expect("a touch follows a read record");
+                    self.store
+                        .touch(&incoming.id, seen, changed_at_ms)
+                        .await?
+                        .then_some("duplicate_dropped")
+                }
                 Merge::Stale => return Ok("stale_dropped"),
                 Merge::Insert => self.store.insert(&w).await?.then_some("new"),
                 Merge::Replace {
@@ -227,6 +234,26 @@ mod tests {
         assert_eq!(stored.record.version, 2);
         assert!(stored.record.record.contains("Ada L."));
         assert!(!stored.record.record.contains("messageId"));
+    }
+
+    #[tokio::test]
+    async fn a_revert_keeps_its_newer_time_so_a_late_older_change_does_not_overwrite_it() {
+        let (p, c) = (ports(), cfg());
+        let send = |body: String| p.handle(&c, event(&[body]), || 1);
+        send(customer("C1", "A", "2026-01-01T00:00:20Z", "a")).await;
+        send(customer("C1", "B", "2026-01-01T00:00:25Z", "b")).await;
+        // A again at :30 (a revert): a change back to A
+        let (_, t) = send(customer("C1", "A", "2026-01-01T00:00:30Z", "c")).await;
+        assert_eq!(t.changed, 1);
+        // a later copy of A at :40 changes no content but moves its time
+        let (_, t) = send(customer("C1", "A", "2026-01-01T00:00:40Z", "d")).await;
+        assert_eq!(t.duplicates, 1);
+        // B at :35 arrives late: older than the stored A@40, so it is stale
+        let (_, t) = send(customer("C1", "B", "2026-01-01T00:00:35Z", "e")).await;
+        assert_eq!(t.stale, 1);
+        let stored = p.store.get("customer/C1").unwrap();
+        assert!(stored.record.record.contains(r#""name":"A""#), "{stored:?}");
+        assert_eq!(stored.record.version, 3);
     }
 
     #[tokio::test]

@@ -29,13 +29,27 @@ pub struct Config {
 }
 
 impl Config {
-    /// `OUTBOX_MAX_ATTEMPTS`, `OUTBOX_RETRY_BASE_SECONDS`, `OUTBOX_RETRY_CAP_SECONDS`,
-    /// `OUTBOX_LEASE_SECONDS`, `OUTBOX_RETENTION_DAYS`, `OUTBOX_SHARDS`, `OUTBOX_SWEEP_LIMIT`.
+    /// `OUTBOX_RETRY_WINDOW_SECONDS` (default 86400), `OUTBOX_RETRY_BASE_SECONDS`,
+    /// `OUTBOX_RETRY_CAP_SECONDS` (default 300), `OUTBOX_LEASE_SECONDS`,
+    /// `OUTBOX_RETENTION_DAYS`, `OUTBOX_SHARDS`, `OUTBOX_SWEEP_LIMIT`.
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let d = RelayPolicy::default();
+        let window = env.whole_in(
+            "OUTBOX_RETRY_WINDOW_SECONDS",
+            d.window.as_secs(),
+            1,
+            14 * 86_400,
+        )?;
+        let lease = env.lease_policy("OUTBOX", None, d.lease)?;
+        if lease.retry.cap > std::time::Duration::from_secs(300) {
+            let cap = format!("{}", lease.retry.cap.as_secs_f64());
+            let why = "at most 300 seconds, so a record waits at most 5 minutes between attempts";
+            return Err(env.invalid("OUTBOX_RETRY_CAP_SECONDS", &cap, why));
+        }
         Ok(Config {
             policy: RelayPolicy {
-                lease: env.lease_policy("OUTBOX", "OUTBOX_MAX_ATTEMPTS", d.lease)?,
+                lease,
+                window: std::time::Duration::from_secs(window),
                 retention: std::time::Duration::from_secs(
                     86_400 * env.whole_in("OUTBOX_RETENTION_DAYS", 7, 1, 365)?,
                 ),
@@ -130,7 +144,7 @@ impl<O: LeasedStore<Record = OutboxRecord>, B: Publisher> Ports<O, B> {
         let (give_up, publish): (Vec<_>, Vec<_>) = held
             .claimed
             .into_iter()
-            .map(|c| (cfg.policy.lease.give_up(c.attempts), c))
+            .map(|c| (cfg.policy.give_up(&c, now()), c))
             .partition(|(reason, _)| reason.is_some());
         let mut settles: Vec<(Claimed<OutboxRecord>, Settle)> = give_up
             .into_iter()
@@ -164,7 +178,7 @@ impl<O: LeasedStore<Record = OutboxRecord>, B: Publisher> Ports<O, B> {
     async fn publish<'c>(
         &self,
         records: &'c [Claimed<OutboxRecord>],
-    ) -> Vec<(&'c Claimed<OutboxRecord>, Result<(), String>)> {
+    ) -> Vec<(&'c Claimed<OutboxRecord>, PortResult<()>)> {
         let sizes: Vec<usize> = records
             .iter()
             .map(|c| c.record.detail.len() + c.record.detail_type.len() + 64)

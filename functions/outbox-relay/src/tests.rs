@@ -19,8 +19,10 @@ fn cfg() -> Config {
                     jitter: Jitter::None,
                     queue_limit: Duration::ZERO,
                 },
-                ..LeasePolicy::new(3, Duration::from_secs(10), "attempt")
+                ..LeasePolicy::new(u32::MAX, Duration::from_secs(10), "attempt")
             },
+            // records are written at 0
+            window: Duration::from_secs(25),
             retention: Duration::from_secs(60),
         },
         shards: 4,
@@ -100,11 +102,12 @@ async fn a_bus_outage_puts_records_back_with_backoff_and_they_go_out_later() {
 }
 
 #[tokio::test]
-async fn only_failed_entries_are_retried_and_a_poison_record_ends_failed_with_an_alert() {
+async fn only_failed_entries_are_retried_and_a_record_failing_past_its_window_ends_failed() {
     let p = ports(12);
     *p.bus.poison.lock().unwrap() = Some(r#""applicationId":"A-3""#.into());
     let clock = AtomicU64::new(1_000);
-    for _ in 0..3 {
+    // at 1, 11 and 21 s the record is retried; at 31 s its 25 s window has passed
+    for _ in 0..4 {
         p.run(
             &cfg(),
             Trigger::Sweep,
@@ -127,7 +130,22 @@ async fn only_failed_entries_are_retried_and_a_poison_record_ends_failed_with_an
     assert_eq!(alerts.len(), 1);
     assert!(alerts[0].detail.contains("A-3"));
     let r = p.outbox.get("A-3").unwrap();
-    assert_eq!((r.status, r.attempts), (Status::Failed, 3));
+    assert_eq!((r.status, r.attempts), (Status::Failed, 4));
+    assert!(r
+        .last_error
+        .unwrap()
+        .starts_with("not published within 25 s"));
+}
+
+#[tokio::test]
+async fn an_entry_the_bus_refuses_as_malformed_ends_failed_at_once_with_an_alert() {
+    let p = ports(3);
+    *p.bus.malformed.lock().unwrap() = Some(r#""applicationId":"A-1""#.into());
+    let t = p.run(&cfg(), Trigger::Sweep, || 1_000, "t").await;
+    assert_eq!((t.published, t.failed, t.alerts, t.retried), (2, 1, 1, 0));
+    let r = p.outbox.get("A-1").unwrap();
+    assert_eq!((r.status, r.attempts), (Status::Failed, 1));
+    assert!(r.last_error.unwrap().contains("MalformedDetail"));
 }
 
 #[tokio::test]
@@ -177,4 +195,15 @@ async fn a_record_whose_relays_keep_dying_ends_failed() {
     let t = p.run(&c, Trigger::Sweep, || t0, "live").await;
     assert_eq!((t.failed, t.alerts, t.published), (1, 1, 0));
     assert_eq!(p.outbox.get("A-0").unwrap().status, Status::Failed);
+}
+
+#[test]
+fn the_retry_window_and_cap_are_read_and_a_cap_over_five_minutes_is_refused() {
+    let env = steadfast_aws::Env::from_pairs(&[("OUTBOX_RETRY_WINDOW_SECONDS", "3600")]);
+    let c = Config::from_env(&env).unwrap();
+    assert_eq!(c.policy.window, Duration::from_secs(3600));
+    assert_eq!(c.policy.lease.retry.cap, Duration::from_secs(300));
+    let env = steadfast_aws::Env::from_pairs(&[("OUTBOX_RETRY_CAP_SECONDS", "900")]);
+    let e = Config::from_env(&env).err().expect("refused").to_string();
+    assert!(e.contains("OUTBOX_RETRY_CAP_SECONDS"), "{e}");
 }

@@ -34,7 +34,7 @@ fn parameters(
         ("OutboxLeaseSeconds".into(), "10".into()),
         ("OutboxRetryBaseSeconds".into(), "1".into()),
         ("OutboxRetryCapSeconds".into(), "4".into()),
-        ("OutboxMaxAttempts".into(), "10".into()),
+        ("OutboxRetryWindowSeconds".into(), "86400".into()),
         ("ErpRecordsVisibilityTimeout".into(), "10".into()),
         ("InboxLeaseSeconds".into(), "10".into()),
     ]);

@@ -110,14 +110,19 @@ impl Env {
         }
     }
 
-    /// A leased-record policy: `max_var` (claims, 1–100), `{prefix}_RETRY_BASE_SECONDS`,
-    /// `{prefix}_RETRY_CAP_SECONDS`, `{prefix}_LEASE_SECONDS` (1–3600), over `d`.
+    /// A leased-record policy: `max_var` (claims, 1–100, when claims are counted),
+    /// `{prefix}_RETRY_BASE_SECONDS`, `{prefix}_RETRY_CAP_SECONDS`, `{prefix}_LEASE_SECONDS`
+    /// (1–3600), over `d`.
     pub fn lease_policy(
         &self,
         prefix: &str,
-        max_var: &str,
+        max_var: Option<&str>,
         d: steadfast_domain::LeasePolicy,
     ) -> Result<steadfast_domain::LeasePolicy, ConfigError> {
+        let max_claims = match max_var {
+            Some(var) => self.whole_in(var, u64::from(d.max_claims), 1, 100)? as u32,
+            None => d.max_claims,
+        };
         let lease = self.whole_in(
             &format!("{prefix}_LEASE_SECONDS"),
             d.lease.as_secs(),
@@ -125,7 +130,7 @@ impl Env {
             3600,
         )?;
         Ok(steadfast_domain::LeasePolicy {
-            max_claims: self.whole_in(max_var, u64::from(d.max_claims), 1, 100)? as u32,
+            max_claims,
             retry: steadfast_domain::Backoff {
                 base: self.seconds(&format!("{prefix}_RETRY_BASE_SECONDS"), d.retry.base)?,
                 cap: self.seconds(&format!("{prefix}_RETRY_CAP_SECONDS"), d.retry.cap)?,

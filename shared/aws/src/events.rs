@@ -3,10 +3,8 @@
 //! an entry failed.
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use steadfast_domain::ports::{EventBus, Outgoing, PortError, PortResult, Publisher};
+use steadfast_domain::ports::{ErrorKind, EventBus, Outgoing, PortError, PortResult, Publisher};
 use steadfast_domain::FlowEvent;
-
-use crate::describe;
 
 pub const SOURCE: &str = "steadfast.breaker";
 
@@ -16,7 +14,7 @@ async fn put_events(
     bus: &str,
     source: &str,
     entries: &[Outgoing],
-) -> Vec<Result<(), String>> {
+) -> Vec<PortResult<()>> {
     let request: Vec<PutEventsRequestEntry> = entries
         .iter()
         .map(|e| {
@@ -31,8 +29,8 @@ async fn put_events(
     let out = match client.put_events().set_entries(Some(request)).send().await {
         Ok(out) => out,
         Err(e) => {
-            let why = format!("PutEvents to {bus}: {}", describe(&e));
-            return entries.iter().map(|_| Err(why.clone())).collect();
+            let e = crate::error::port_error(format!("PutEvents to {bus}"), e);
+            return entries.iter().map(|_| Err(e.clone())).collect();
         }
     };
     let answered = out.entries.unwrap_or_default();
@@ -41,14 +39,30 @@ async fn put_events(
         .enumerate()
         .map(|(i, _)| match answered.get(i) {
             Some(a) if a.error_code.is_none() && a.event_id.is_some() => Ok(()),
-            Some(a) => Err(format!(
-                "PutEvents entry refused: {}: {}",
-                a.error_code.as_deref().unwrap_or("no event id"),
-                a.error_message.as_deref().unwrap_or("")
+            Some(a) => {
+                let code = a.error_code.as_deref().unwrap_or("no event id");
+                let why = format!("{code}: {}", a.error_message.as_deref().unwrap_or(""));
+                Err(PortError::of(
+                    entry_kind(code),
+                    "PutEvents entry refused",
+                    why,
+                ))
+            }
+            None => Err(PortError::new(
+                "PutEvents",
+                "answered fewer entries than sent",
             )),
-            None => Err("PutEvents answered fewer entries than sent".to_owned()),
         })
         .collect()
+}
+
+/// The kind of a refused PutEvents entry: one the bus refuses as malformed can never be
+/// published; anything else (an internal failure, a throttle) may be later.
+fn entry_kind(code: &str) -> ErrorKind {
+    match code {
+        "MalformedDetail" | "InvalidArgument" | "ValidationException" => ErrorKind::Validation,
+        other => crate::error::kind_of(other),
+    }
 }
 
 pub struct EventBridgeBus {
@@ -58,7 +72,8 @@ pub struct EventBridgeBus {
 
 impl EventBus for EventBridgeBus {
     async fn emit(&self, event: &FlowEvent) -> PortResult<()> {
-        let detail = serde_json::to_string(event).map_err(|e| PortError::new("encode event", e))?;
+        let detail = serde_json::to_string(event)
+            .map_err(|e| PortError::new("encode event", &e).caused_by(e))?;
         let entry = Outgoing {
             detail_type: event.detail_type().to_owned(),
             detail,
@@ -68,9 +83,10 @@ impl EventBus for EventBridgeBus {
             .pop()
         {
             Some(Ok(())) => Ok(()),
-            other => Err(PortError::new(
+            Some(Err(e)) => Err(e),
+            None => Err(PortError::new(
                 format!("PutEvents {} to {}", event.detail_type(), self.bus),
-                other.and_then(Result::err).unwrap_or_default(),
+                "no answer",
             )),
         }
     }
@@ -85,7 +101,7 @@ pub struct EventBridgePublisher {
 }
 
 impl Publisher for EventBridgePublisher {
-    async fn publish(&self, entries: &[Outgoing]) -> Vec<Result<(), String>> {
+    async fn publish(&self, entries: &[Outgoing]) -> Vec<PortResult<()>> {
         put_events(&self.client, &self.bus, &self.source, entries).await
     }
 }

@@ -126,6 +126,25 @@ impl InboxStore for DynamoInbox {
             .map(|_| true);
         or_refused(result, false)
     }
+
+    async fn touch(&self, id: &str, seen: &Current, changed_at_ms: u64) -> PortResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .condition_expression("version = :seen AND #h = :hash")
+            .update_expression("SET changed_at_ms = :ts")
+            .expression_attribute_names("#h", "hash")
+            .expression_attribute_values(":seen", n(seen.version))
+            .expression_attribute_values(":hash", s(&seen.hash))
+            .expression_attribute_values(":ts", n(changed_at_ms))
+            .send()
+            .await
+            .port(|| format!("UpdateItem touch {id} in {}", self.table))
+            .map(|_| true);
+        or_refused(result, false)
+    }
 }
 
 /// The entity configuration, checked at cold start: `INBOX_ENTITIES` (JSON, see

@@ -140,24 +140,12 @@ impl<R: Leased + DeserializeOwned> LeasedStore for DynamoLeased<R> {
     async fn settle(&self, c: &Claimed<R>, how: &Settle) -> PortResult<Settled> {
         let op = || format!("UpdateItem settle {} in {}", c.id, self.table);
         let req = self.held(&c.id, &c.token);
+        let version = c.record.version();
         let req = match how {
             Settle::Done {
                 at_ms,
                 expires_at_s,
-            } => {
-                let version = c.record.version();
-                let processed = done(req, self.done_at, *at_ms, *expires_at_s, version)
-                    .send()
-                    .await
-                    .port(op)
-                    .map(|_| Some(Settled::Done));
-                match (or_refused(processed, None)?, version) {
-                    (Some(settled), _) => return Ok(settled),
-                    (None, None) => return Ok(Settled::LeaseLost),
-                    // Refused: the lease is lost, or a newer version arrived meanwhile.
-                    (None, Some(version)) => return self.newer(c, *at_ms, version).await,
-                }
-            }
+            } => done(req, self.done_at, *at_ms, *expires_at_s, version),
             Settle::Retry { due_at_ms, error } => req
                 .update_expression(
                     "SET #status = :st, due_at = :due, last_error = :err REMOVE claim",
@@ -174,8 +162,26 @@ impl<R: Leased + DeserializeOwned> LeasedStore for DynamoLeased<R> {
                 .expression_attribute_values(":one", n(1)),
             Settle::Failed { error } => failed(req, error),
         };
-        let sent = req.send().await.port(op).map(|_| Settled::Done);
-        or_refused(sent, Settled::LeaseLost)
+        // A versioned record is settled only while the claimed version is still the stored one.
+        let req = match version {
+            Some(v) => req
+                .condition_expression(format!("{CLAIM_HELD} AND version = :v"))
+                .expression_attribute_values(":v", n(v)),
+            None => req,
+        };
+        let sent = req.send().await.port(op).map(|_| Some(Settled::Done));
+        match (or_refused(sent, None)?, version) {
+            (Some(settled), _) => Ok(settled),
+            (None, None) => Ok(Settled::LeaseLost),
+            // Refused: the lease is lost, or a newer version arrived meanwhile.
+            (None, Some(v)) => {
+                let delivered = match how {
+                    Settle::Done { at_ms, .. } => Some(*at_ms),
+                    _ => None,
+                };
+                self.newer(c, v, delivered).await
+            }
+        }
     }
 }
 
@@ -189,19 +195,33 @@ impl<R> DynamoLeased<R> {
         }
     }
 
-    /// A delivered version that is no longer the stored one, while the claim is still ours:
-    /// due now, so the newer version is delivered next.
-    async fn newer(&self, c: &Claimed<R>, at_ms: u64, version: u64) -> PortResult<Settled> {
-        let sent = self
+    /// A claimed version that is no longer the stored one, while the claim is still ours:
+    /// the newer version is due now with its attempts reset, whatever became of the old one
+    /// (`delivered` at, when it was delivered).
+    async fn newer(
+        &self,
+        c: &Claimed<R>,
+        version: u64,
+        delivered: Option<u64>,
+    ) -> PortResult<Settled> {
+        let now = delivered.unwrap_or_else(crate::now_ms);
+        let stamp = match delivered {
+            Some(_) => format!(", delivered_version = :v, {} = :at", self.done_at),
+            None => String::new(),
+        };
+        let req = self
             .held(&c.id, &c.token)
             .update_expression(format!(
-                "SET #status = :st, due_at = :at, delivered_version = :v, {} = :at, attempts = :zero REMOVE claim, last_error",
-                self.done_at
+                "SET #status = :st, due_at = :at, attempts = :zero{stamp} REMOVE claim, last_error"
             ))
             .expression_attribute_values(":st", s(Status::ToBeProcessed.as_str()))
-            .expression_attribute_values(":at", n(at_ms))
-            .expression_attribute_values(":v", n(version))
-            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":at", n(now))
+            .expression_attribute_values(":zero", n(0));
+        let req = match delivered {
+            Some(_) => req.expression_attribute_values(":v", n(version)),
+            None => req,
+        };
+        let sent = req
             .send()
             .await
             .port(|| format!("UpdateItem settle {} in {}", c.id, self.table))
@@ -220,8 +240,8 @@ fn failed(req: UpdateItemFluentBuilder, error: &str) -> UpdateItemFluentBuilder 
     .expression_attribute_values(":err", s(truncate(error)))
 }
 
-/// The `Done` update: `Processed`, stamped, out of the index; for a versioned record only while
-/// the version is unchanged, noting it as delivered.
+/// The `Done` update: `Processed`, stamped, out of the index; a versioned record notes the
+/// version delivered (`:v`, bound by the caller's version condition).
 fn done(
     req: UpdateItemFluentBuilder,
     done_at: &str,
@@ -245,14 +265,8 @@ fn done(
         ))
         .expression_attribute_values(":st", s(Status::Processed.as_str()))
         .expression_attribute_values(":at", n(at_ms));
-    let req = match expires_at_s {
+    match expires_at_s {
         Some(exp) => req.expression_attribute_values(":exp", n(exp)),
-        None => req,
-    };
-    match version {
-        Some(v) => req
-            .condition_expression(format!("{CLAIM_HELD} AND version = :v"))
-            .expression_attribute_values(":v", n(v)),
         None => req,
     }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::lease::{shard_of, Claimed, LeasePolicy, Leased, Settle};
+use crate::ports::PortError;
 
 /// `detail-type` of a published application.
 pub const APPLICATION_RECEIVED: &str = "MortgageApplicationReceived";
@@ -73,8 +74,11 @@ impl Leased for OutboxRecord {}
 /// The relay's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RelayPolicy {
-    /// Claims (publish attempts) before a record is `Failed`, their backoff, and the lease.
+    /// The backoff between publish attempts (2 s doubling to at most 5 min) and the lease.
     pub lease: LeasePolicy,
+    /// How long a record is retried before it is `Failed` (counted from when it was written).
+    /// Default 24 h: a bus in trouble for hours loses nothing and needs nobody.
+    pub window: Duration,
     /// How long `Processed` records are kept before TTL removes them.
     pub retention: Duration,
 }
@@ -82,27 +86,68 @@ pub struct RelayPolicy {
 impl Default for RelayPolicy {
     fn default() -> Self {
         RelayPolicy {
-            lease: LeasePolicy::new(8, Duration::from_secs(30), "attempt"),
+            // Claims are bounded by the window, not counted.
+            lease: LeasePolicy::new(u32::MAX, Duration::from_secs(30), "attempt"),
+            window: Duration::from_secs(86_400),
             retention: Duration::from_secs(7 * 86_400),
         }
     }
 }
 
 impl RelayPolicy {
-    /// How to settle `c` after its publish attempt gave `result`; `unit` in [0, 1) draws jitter.
+    /// `Some(reason)` when `c` is claimed after its retry window has passed (its earlier
+    /// attempts failed, or relays crashed or timed out on it): it is not tried again.
+    pub fn give_up(&self, c: &Claimed<OutboxRecord>, now_ms: u64) -> Option<String> {
+        self.expired(c, now_ms).then(|| {
+            format!(
+                "not published within {} s; {} earlier attempts",
+                self.window.as_secs(),
+                c.attempts.saturating_sub(1)
+            )
+        })
+    }
+
+    fn expired(&self, c: &Claimed<OutboxRecord>, now_ms: u64) -> bool {
+        now_ms
+            >= c.record
+                .created_at_ms
+                .saturating_add(self.window.as_millis() as u64)
+    }
+
+    /// How to settle `c` after its publish attempt gave `result`: `Processed`; `Failed` when
+    /// the bus refuses the entry as malformed or the retry window has passed; otherwise due
+    /// again after the backoff. `unit` in [0, 1) draws jitter.
     pub fn settle(
         &self,
         c: &Claimed<OutboxRecord>,
-        result: Result<(), String>,
+        result: Result<(), PortError>,
         now_ms: u64,
         unit: f64,
     ) -> Settle {
-        match result {
-            Ok(()) => Settle::Done {
-                at_ms: now_ms,
-                expires_at_s: Some((now_ms / 1000).saturating_add(self.retention.as_secs())),
-            },
-            Err(error) => self.lease.after_failure(c.attempts, &error, now_ms, unit),
+        let error = match result {
+            Ok(()) => {
+                return Settle::Done {
+                    at_ms: now_ms,
+                    expires_at_s: Some((now_ms / 1000).saturating_add(self.retention.as_secs())),
+                }
+            }
+            Err(e) => e,
+        };
+        let tried = format!("attempt {}: {error}", c.attempts);
+        if error.is_invalid() {
+            return Settle::Failed {
+                error: format!("refused by the bus for good; {tried}"),
+            };
+        }
+        if self.expired(c, now_ms) {
+            return Settle::Failed {
+                error: format!("not published within {} s; {tried}", self.window.as_secs()),
+            };
+        }
+        let wait = self.lease.retry.delay(c.attempts.saturating_sub(1), unit);
+        Settle::Retry {
+            due_at_ms: now_ms.saturating_add(wait.as_millis() as u64),
+            error: tried,
         }
     }
 }
@@ -200,8 +245,9 @@ mod tests {
                     jitter: crate::backoff::Jitter::None,
                     queue_limit: Duration::ZERO,
                 },
-                ..LeasePolicy::new(3, Duration::from_secs(10), "attempt")
+                ..LeasePolicy::new(u32::MAX, Duration::from_secs(10), "attempt")
             },
+            window: Duration::from_secs(60),
             ..RelayPolicy::default()
         }
     }
@@ -225,8 +271,9 @@ mod tests {
     }
 
     #[test]
-    fn a_publish_settles_processed_with_its_retention_and_a_failure_backs_off() {
+    fn a_publish_settles_processed_and_a_failure_backs_off_within_the_window() {
         let p = policy();
+        let down = || Err(PortError::new("PutEvents", "InternalFailure"));
         assert_eq!(
             p.settle(&claimed(1), Ok(()), 10_000, 0.0),
             Settle::Done {
@@ -235,18 +282,39 @@ mod tests {
             }
         );
         assert_eq!(
-            p.settle(&claimed(1), Err("down".into()), 10_000, 0.0),
+            p.settle(&claimed(1), down(), 10_000, 0.0),
             Settle::Retry {
                 due_at_ms: 11_000,
-                error: "attempt 1 of 3: down".into()
+                error: "attempt 1: PutEvents: InternalFailure".into()
             }
         );
-        assert_eq!(
-            p.settle(&claimed(3), Err("down".into()), 10_000, 0.0),
-            Settle::Failed {
-                error: "attempt 3 of 3: down".into()
+        // many attempts, still inside the window: the wait is capped, the record retried
+        assert!(matches!(
+            p.settle(&claimed(40), down(), 30_000, 0.0),
+            Settle::Retry {
+                due_at_ms: 38_000,
+                ..
             }
-        );
+        ));
+        // past the window (written at 0, window 60 s): Failed
+        assert!(matches!(
+            p.settle(&claimed(41), down(), 60_000, 0.0),
+            Settle::Failed { error } if error.starts_with("not published within 60 s")
+        ));
+        assert_eq!(p.give_up(&claimed(9), 59_999), None);
+        assert!(p.give_up(&claimed(9), 60_000).is_some());
+    }
+
+    #[test]
+    fn an_entry_the_bus_refuses_as_malformed_fails_at_once() {
+        let refused = Err(PortError::invalid(
+            "PutEvents entry refused",
+            "MalformedDetail",
+        ));
+        assert!(matches!(
+            policy().settle(&claimed(1), refused, 1_000, 0.0),
+            Settle::Failed { error } if error.starts_with("refused by the bus for good")
+        ));
     }
 
     #[test]

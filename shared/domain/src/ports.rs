@@ -258,8 +258,9 @@ pub struct Outgoing {
 /// The event bus the outbox publishes to.
 pub trait Publisher: Send + Sync {
     /// One PutEvents call; one result per entry, in order. A failed call fails every entry.
-    fn publish(&self, entries: &[Outgoing])
-        -> impl Future<Output = Vec<Result<(), String>>> + Send;
+    /// An entry the bus refuses as malformed is [`ErrorKind::Validation`]: it can never be
+    /// published.
+    fn publish(&self, entries: &[Outgoing]) -> impl Future<Output = Vec<PortResult<()>>> + Send;
 }
 
 // ---- Pipeline C: the inbox ----
@@ -294,5 +295,13 @@ pub trait InboxStore: Send + Sync {
         version: u64,
         status: crate::lease::Status,
         fresh: bool,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+    /// Moves the stored change time of `id` to `changed_at_ms`, only if the stored version and
+    /// content are still `seen`'s. `Ok(false)`: it changed meanwhile, and nothing was written.
+    fn touch(
+        &self,
+        id: &str,
+        seen: &Current,
+        changed_at_ms: u64,
     ) -> impl Future<Output = PortResult<bool>> + Send;
 }

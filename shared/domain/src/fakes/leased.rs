@@ -161,16 +161,21 @@ impl<R: Leased + Clone> LeasedStore for MemLeased<R> {
             return Ok(Settled::LeaseLost);
         }
         r.claim = None;
-        match how {
-            Settle::Done { at_ms, .. } => {
+        if r.record.version() != c.record.version() {
+            // A newer version arrived while this one was claimed: it is due now, attempts
+            // reset, whatever became of the old one.
+            if let Settle::Done { .. } = how {
                 r.delivered_version = c.record.version();
-                if r.record.version() != c.record.version() {
-                    r.status = Status::ToBeProcessed;
-                    r.due_at_ms = Some(*at_ms);
-                    r.attempts = 0;
-                    r.last_error = None;
-                    return Ok(Settled::NewerVersion);
-                }
+            }
+            r.status = Status::ToBeProcessed;
+            r.due_at_ms = Some(0);
+            r.attempts = 0;
+            r.last_error = None;
+            return Ok(Settled::NewerVersion);
+        }
+        match how {
+            Settle::Done { .. } => {
+                r.delivered_version = c.record.version();
                 r.status = Status::Processed;
                 r.due_at_ms = None;
                 r.last_error = None;
@@ -243,35 +248,56 @@ impl InboxStore for MemInbox {
         }
         Ok(true)
     }
+
+    async fn touch(&self, id: &str, seen: &Current, changed_at_ms: u64) -> PortResult<bool> {
+        let mut m = lock(&self.0);
+        let Some(r) = m.get_mut(id) else {
+            return Ok(false);
+        };
+        if r.record.version != seen.version || r.hash != seen.hash {
+            return Ok(false);
+        }
+        r.record.changed_at_ms = changed_at_ms;
+        Ok(true)
+    }
 }
 
-/// A bus in memory: records every call; fails whole calls while `down`, and any entry whose
-/// detail contains `poison`.
+/// A bus in memory: records every call; fails whole calls while `down`, any entry whose
+/// detail contains `poison` (an internal failure), and any whose detail contains `malformed`
+/// (refused as malformed, for good).
 #[derive(Default)]
 pub struct MemPublisher {
     pub calls: Mutex<Vec<Vec<Outgoing>>>,
     pub published: Mutex<Vec<Outgoing>>,
     pub down: Mutex<bool>,
     pub poison: Mutex<Option<String>>,
+    pub malformed: Mutex<Option<String>>,
 }
 
 impl Publisher for MemPublisher {
-    async fn publish(&self, entries: &[Outgoing]) -> Vec<Result<(), String>> {
+    async fn publish(&self, entries: &[Outgoing]) -> Vec<PortResult<()>> {
         lock(&self.calls).push(entries.to_vec());
         if *lock(&self.down) {
-            return entries
-                .iter()
-                .map(|_| Err("ServiceUnavailable: injected".to_owned()))
-                .collect();
+            let down = PortError::new("PutEvents", "ServiceUnavailable: injected");
+            return entries.iter().map(|_| Err(down.clone())).collect();
         }
-        let poison = lock(&self.poison).clone();
+        let (poison, malformed) = (lock(&self.poison).clone(), lock(&self.malformed).clone());
+        let has =
+            |e: &Outgoing, p: &Option<String>| p.as_deref().is_some_and(|p| e.detail.contains(p));
         entries
             .iter()
-            .map(|e| match &poison {
-                Some(p) if e.detail.contains(p.as_str()) => {
-                    Err("InternalFailure: injected".to_owned())
-                }
-                _ => {
+            .map(|e| {
+                if has(e, &malformed) {
+                    Err(PortError::invalid(
+                        "PutEvents entry refused",
+                        "MalformedDetail: injected",
+                    ))
+                } else if has(e, &poison) {
+                    Err(PortError::new(
+                        "PutEvents entry refused",
+                        "InternalFailure: injected",
+                    ))
+                } else {
                     lock(&self.published).push(e.clone());
                     Ok(())
                 }

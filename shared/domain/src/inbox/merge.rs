@@ -17,8 +17,12 @@ pub struct Current {
 pub enum Merge {
     /// No record yet: store it, `ToBeProcessed`, version 1.
     Insert,
-    /// The stored record has this content already.
+    /// The stored record has this content already (as new or newer).
     Duplicate,
+    /// The stored content again, with a later change time (a revert to it, or a later copy):
+    /// nothing to deliver, but the stored change time advances to `changed_at_ms`, so an older
+    /// version arriving late cannot overwrite the content.
+    Touch { changed_at_ms: u64 },
     /// Older than the stored version: never overwrites it.
     Stale,
     /// A real change: store it as `version` with `status`. `fresh`: the record had settled
@@ -36,7 +40,11 @@ pub fn merge(current: Option<&Current>, hash: &str, changed_at_ms: u64) -> Merge
         return Merge::Insert;
     };
     if c.hash == hash {
-        return Merge::Duplicate;
+        return if changed_at_ms > c.changed_at_ms {
+            Merge::Touch { changed_at_ms }
+        } else {
+            Merge::Duplicate
+        };
     }
     if (changed_at_ms, hash) < (c.changed_at_ms, c.hash.as_str()) {
         return Merge::Stale;
@@ -69,12 +77,31 @@ mod tests {
     }
 
     #[test]
+    fn a_revert_advances_the_change_time_so_a_late_older_version_is_stale() {
+        // stored A@20; A again @30 (a revert); then B@25 arrives late
+        let a = cur(1, "a", 20, Status::Processed);
+        let Merge::Touch { changed_at_ms } = merge(Some(&a), "a", 30) else {
+            panic!("a later copy of the stored content moves its time");
+        };
+        let touched = cur(1, "a", changed_at_ms, Status::Processed);
+        assert_eq!(merge(Some(&touched), "b", 25), Merge::Stale);
+    }
+
+    #[test]
     fn the_four_merge_cases() {
         use Status::*;
         assert_eq!(merge(None, "a", 1), Merge::Insert);
         assert_eq!(
-            merge(Some(&cur(3, "a", 5, Processed)), "a", 9),
+            merge(Some(&cur(3, "a", 5, Processed)), "a", 5),
             Merge::Duplicate
+        );
+        assert_eq!(
+            merge(Some(&cur(3, "a", 5, Processed)), "a", 4),
+            Merge::Duplicate
+        );
+        assert_eq!(
+            merge(Some(&cur(3, "a", 5, Processed)), "a", 9),
+            Merge::Touch { changed_at_ms: 9 }
         );
         assert_eq!(
             merge(Some(&cur(3, "b", 5, Processed)), "a", 4),
@@ -164,6 +191,11 @@ mod tests {
                     self.current = Some((cur(1, &h, v.ts, Status::ToBeProcessed), v.content))
                 }
                 Merge::Duplicate | Merge::Stale => {}
+                Merge::Touch { changed_at_ms } => {
+                    if let Some((c, _)) = &mut self.current {
+                        c.changed_at_ms = changed_at_ms;
+                    }
+                }
                 Merge::Replace {
                     version, status, ..
                 } => self.current = Some((cur(version, &h, v.ts, status), v.content)),
@@ -233,6 +265,33 @@ mod tests {
             .map(|i| (vs[*i].ts, hash_of(vs[*i].content)))
             .max()
             .expect("something sent")
+    }
+
+    proptest! {
+        /// Copies of a few contents, reverts included, in any order: what is stored is always
+        /// the newest arrival by (change time, hash), never an older one that came late.
+        #[test]
+        fn the_stored_content_is_the_newest_arrival_even_with_reverts(
+            arrivals in proptest::collection::vec((0u8..3, 0u64..10), 1..30)
+        ) {
+            let mut stored: Option<Current> = None;
+            for (content, ts) in &arrivals {
+                let h = hash_of(*content);
+                match merge(stored.as_ref(), &h, *ts) {
+                    Merge::Insert => stored = Some(cur(1, &h, *ts, Status::ToBeProcessed)),
+                    Merge::Duplicate | Merge::Stale => {}
+                    Merge::Touch { changed_at_ms } => {
+                        stored.as_mut().expect("stored").changed_at_ms = changed_at_ms
+                    }
+                    Merge::Replace { version, status, .. } => {
+                        stored = Some(cur(version, &h, *ts, status))
+                    }
+                }
+            }
+            let newest = arrivals.iter().map(|(c, t)| (*t, hash_of(*c))).max().expect("one arrival");
+            let s = stored.expect("stored");
+            prop_assert_eq!((s.changed_at_ms, s.hash), newest);
+        }
     }
 
     proptest! {
