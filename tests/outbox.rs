@@ -303,6 +303,22 @@ async fn a_record_that_always_fails_ends_failed_with_an_alert_and_blocks_no_othe
         .find(|e| e.detail_type == "OutboxRecordFailed")
         .expect("alert");
     assert_eq!(alert.detail["id"], "POISON-1");
+    // AND the alerts rule routes it to the stack's alerts queue (the ticketing service's inbox)
+    let alerts_url = l.stack.reference("AlertsQueue")?.to_owned();
+    let routed = std::sync::Mutex::new(Vec::new());
+    l.wait_for(
+        "the alert on the alerts queue",
+        Duration::from_secs(30),
+        || async {
+            let drained = l.emu.drain(&alerts_url, 1).await?;
+            let mut routed = routed.lock().unwrap_or_else(|e| e.into_inner());
+            routed.extend(drained);
+            Ok(routed
+                .iter()
+                .any(|b| b.contains("OutboxRecordFailed") && b.contains("POISON-1")))
+        },
+    )
+    .await?;
     assert!(
         alert.detail["attempts"].as_u64().unwrap_or(0) >= 2,
         "{}",

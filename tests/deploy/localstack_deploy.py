@@ -241,8 +241,21 @@ def main():
     topic = phys("AlarmTopic")
     check(len(described) == len(alarms) >= 20, f"{len(alarms)} alarms created")
     check(all(topic in a.get("AlarmActions", []) for a in described), "every alarm notifies the alarm topic")
+    sns, kms = client("sns"), client("kms")
+    topic_key = sns.get_topic_attributes(TopicArn=topic)["Attributes"].get("KmsMasterKeyId", "")
+    check(topic_key == phys("AlarmTopicKey") or topic_key.endswith(phys("AlarmTopicKey")),
+          f"the alarm topic is encrypted with the stack's own key ({topic_key})")
+    check(kms.get_key_rotation_status(KeyId=phys("AlarmTopicKey")).get("KeyRotationEnabled") is True,
+          "the alarm topic's key rotates")
+    events = client("events")
+    alert_targets = {t["Id"]: t for t in events.list_targets_by_rule(
+        Rule=phys("AlertsRule").split("|")[-1].split("/")[-1], EventBusName=phys("EventBus"))["Targets"]}
+    check(set(alert_targets) == {"alerts-queue", "alarm-topic"},
+          f"alert events go to the alerts queue and the alarm topic ({sorted(alert_targets)})")
+    check(all(t.get("DeadLetterConfig", {}).get("Arn") == attrs("AlertsRuleDLQ")["QueueArn"]
+              for t in alert_targets.values()), "both alert targets dead-letter to AlertsRuleDLQ")
     for key in ["OrdersQueueUrl", "ErpRecordsQueueUrl", "ApplicationsQueueUrl", "InboxTableName",
-                "OutboxTableName", "GateTableName", "EventBusName", "AlarmTopicArn"]:
+                "OutboxTableName", "GateTableName", "EventBusName", "AlarmTopicArn", "AlertsQueueUrl"]:
         check(bool(outputs.get(key)), f"output {key}")
 
     if os.environ.get("KEEP_STACK") != "1":
