@@ -47,6 +47,9 @@ pub fn trigger(event: &Value) -> Trigger {
     })
 }
 
+/// Records claimed at a time: each group is delivered and settled before the next is claimed.
+const CLAIMS_AT_ONCE: usize = 10;
+
 pub struct Ports<S, G, E, I, T> {
     pub store: S,
     pub gates: G,
@@ -149,7 +152,28 @@ where
         tally
     }
 
+    /// Claims and delivers `ids` a few at a time, and only while time is left: a record is
+    /// claimed just before its turn, so an invocation that runs out of time (or dies) leaves
+    /// few claims behind to expire.
     async fn claim_and_deliver(
+        &self,
+        cfg: &Config,
+        ids: &[String],
+        now: &impl Fn() -> u64,
+        token: &str,
+        deadline: Instant,
+        tally: &mut Tally,
+    ) {
+        for chunk in ids.chunks(CLAIMS_AT_ONCE) {
+            if tally.tripped || Instant::now() + cfg.retry.reserve >= deadline {
+                break;
+            }
+            self.claim_chunk(cfg, chunk, now, token, deadline, tally)
+                .await;
+        }
+    }
+
+    async fn claim_chunk(
         &self,
         cfg: &Config,
         ids: &[String],

@@ -282,3 +282,27 @@ fn stream_events_give_the_ids_that_became_pending() {
         Trigger::Sweep
     );
 }
+
+#[tokio::test]
+async fn with_only_the_reserve_left_nothing_is_claimed_and_no_claim_is_spent() {
+    let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 201 }));
+    for no in 0..25 {
+        put(&p, no, "A", "2026-01-01T00:00:00Z").await;
+    }
+    let mut c = cfg();
+    c.retry.reserve = Duration::from_secs(3);
+    let t = p
+        .run(
+            &c,
+            Trigger::Sweep,
+            || 10,
+            "t",
+            Instant::now() + Duration::from_secs(1),
+        )
+        .await;
+    assert_eq!((t.claimed, t.api_calls), (0, 0), "{t:?}");
+    assert!((0..25).all(|no| p.store.get(&format!("customer/{no}")).unwrap().attempts == 0));
+    // with time, all 25 go, claimed ten at a time
+    let t = p.run(&c, Trigger::Sweep, || 10, "t2", later()).await;
+    assert_eq!((t.claimed, t.delivered), (25, 25), "{t:?}");
+}
