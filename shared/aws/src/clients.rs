@@ -3,9 +3,6 @@
 //! SDK client is made only when an adapter that needs it is, and each adapter only with its
 //! crate feature, so a function links only the SDK clients it uses.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use aws_config::BehaviorVersion;
 use steadfast_domain::{Backoff, IdentityRule, Jitter};
 
@@ -289,9 +286,10 @@ impl Clients {
     pub fn switches(
         &self,
         env: &Env,
-    ) -> Result<BTreeMap<String, Option<crate::switch::EsmSwitch>>, ConfigError> {
+    ) -> Result<std::collections::BTreeMap<String, Option<crate::switch::EsmSwitch>>, ConfigError>
+    {
         let mut names = guarded_names(env).into_iter();
-        let mut out = BTreeMap::new();
+        let mut out = std::collections::BTreeMap::new();
         if let Some(orders) = names.next() {
             out.insert(orders, Some(self.flow_switch(env)?));
         }
@@ -313,12 +311,12 @@ impl Clients {
     pub fn probes(
         &self,
         env: &Env,
-        token: Arc<crate::token::Token>,
-    ) -> Result<BTreeMap<String, Probe>, ConfigError> {
+        token: std::sync::Arc<crate::token::Token>,
+    ) -> Result<std::collections::BTreeMap<String, Probe>, ConfigError> {
         use crate::http::HttpTarget;
         use steadfast_domain::ProbeMode;
         let mut names = guarded_names(env).into_iter();
-        let mut out = BTreeMap::new();
+        let mut out = std::collections::BTreeMap::new();
         if let Some(orders) = names.next() {
             let probe_url = env.optional("PROBE_URL");
             let raw = env.optional("PROBE_MODE").unwrap_or_else(|| "auto".into());
@@ -359,15 +357,20 @@ impl Clients {
     /// The target's bearer token: the secret `TARGET_TOKEN_SECRET_ARN` names (see
     /// [`crate::token::Token`]), else `TARGET_TOKEN` (local runs), else none. A secret that
     /// cannot be read fails the cold start naming the variable.
-    pub async fn target_token(&self, env: &Env) -> Result<Arc<crate::token::Token>, ConfigError> {
+    pub async fn target_token(
+        &self,
+        env: &Env,
+    ) -> Result<std::sync::Arc<crate::token::Token>, ConfigError> {
         use crate::token::Token;
         let Some(arn) = env.optional("TARGET_TOKEN_SECRET_ARN") else {
-            return Ok(Arc::new(Token::fixed(env.optional("TARGET_TOKEN"))));
+            return Ok(std::sync::Arc::new(Token::fixed(
+                env.optional("TARGET_TOKEN"),
+            )));
         };
         let secrets = aws_sdk_secretsmanager::Client::new(&self.shared);
         Token::secret(secrets, arn.clone())
             .await
-            .map(Arc::new)
+            .map(std::sync::Arc::new)
             .map_err(|why| env.invalid("TARGET_TOKEN_SECRET_ARN", &arn, why))
     }
 }

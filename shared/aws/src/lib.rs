@@ -45,6 +45,7 @@ pub mod token;
 
 pub use clients::Clients;
 pub use config::{ConfigError, Env};
+#[cfg(feature = "dynamodb")]
 pub(crate) use error::{or_refused, SdkResultExt};
 
 /// A function's cold start: logging on, the environment read, the AWS configuration loaded.
