@@ -25,13 +25,7 @@ pub mod schedules;
 pub mod stack;
 pub mod template;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use steadfast_aws::now_ms;
 
 /// The workspace root (where `Cargo.toml` and `infra/` are).
 pub fn workspace_root() -> std::path::PathBuf {

@@ -268,15 +268,37 @@ where
         let delivered = std::sync::Mutex::new(Vec::new());
         let (run, calls) = deliver_all(cfg.retry, &items, deadline, |i, attempt, outcome| {
             let (c, store, delivered) = (group[i].c, &self.store, &delivered);
-            log_answer("inbox", group[i].key, attempt, outcome);
-            let done = matches!(outcome, Outcome::Delivered { .. }).then(now);
+            let done = match outcome {
+                Outcome::Delivered { status } => {
+                    let at_ms = now();
+                    let lag_ms = at_ms.saturating_sub(c.record.changed_at_ms);
+                    info!(
+                        pipeline = "inbox",
+                        key = group[i].key,
+                        status,
+                        attempt,
+                        lag_ms,
+                        outcome = "delivered",
+                        "delivered"
+                    );
+                    Some(at_ms)
+                }
+                other => {
+                    log_answer("inbox", group[i].key, attempt, other);
+                    None
+                }
+            };
             async move {
                 let Some(at_ms) = done else { return };
-                let lag_ms = at_ms.saturating_sub(c.record.changed_at_ms);
-                info!(pipeline = "inbox", id = %c.id, version = c.record.version, lag_ms, outcome = "delivered");
-                let how = Settle::Done { at_ms, expires_at_s: None };
+                let how = Settle::Done {
+                    at_ms,
+                    expires_at_s: None,
+                };
                 let written = store.settle(c, &how).await;
-                delivered.lock().unwrap_or_else(|e| e.into_inner()).push((c, how, written));
+                delivered
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((c, how, written));
             }
         })
         .await;

@@ -346,7 +346,5 @@ fn handed_back(messages: &[SqsMessage]) -> (SqsBatchResponse, Tally) {
     (response, tally)
 }
 
-pub use steadfast_aws::deadline_from;
-
 #[cfg(test)]
 mod tests;

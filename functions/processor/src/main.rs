@@ -1,8 +1,8 @@
 //! processor: wiring only; the logic is in `lib.rs`.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use processor::{deadline_from, Config, Ports};
-use steadfast_aws::http::HttpTarget;
+use processor::{Config, Ports};
+use steadfast_aws::{deadline_from, http::HttpTarget};
 use steadfast_runtime::serve::{serve, Error, LambdaEvent};
 
 #[tokio::main]
