@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{json, Value};
 use steadfast_domain::ports::LeasedStore;
-use steadfast_local::busproxy::BusFaults;
 use steadfast_local::demo_outbox::percentile;
+use steadfast_local::faults::BusFaults;
 use steadfast_local::local::{application, Local};
 use steadfast_tests::stack;
 
@@ -29,12 +29,21 @@ async fn received(l: &Local) -> Result<HashMap<String, u32>> {
 }
 
 async fn wait_received(l: &Local, n: usize, limit: Duration) -> Result<()> {
-    l.wait_for(
-        &format!("{n} applications at the consumer"),
-        limit,
-        || async { Ok(received(l).await?.len() >= n) },
-    )
-    .await?;
+    let waited = l
+        .wait_for(
+            &format!("{n} applications at the consumer"),
+            limit,
+            || async { Ok(received(l).await?.len() >= n) },
+        )
+        .await;
+    if let Err(e) = waited {
+        // Say where every record stood: never written, still pending, or published but not seen.
+        let statuses = l.outbox_statuses().await?;
+        let seen = received(l).await?.len();
+        return Err(e.context(format!(
+            "{seen} received; outbox records by status: {statuses:?}"
+        )));
+    }
     // Anything still in flight would show up as a duplicate now.
     tokio::time::sleep(Duration::from_secs(3)).await;
     Ok(())
@@ -135,7 +144,7 @@ async fn applications_are_published_once_resubmissions_add_nothing_and_bad_ones_
 async fn a_bus_outage_and_partial_failures_lose_nothing_and_duplicate_nothing() -> Result<()> {
     let l = up(&[], Some(Duration::from_secs(2))).await?;
     // GIVEN the bus is down
-    l.bus.set(BusFaults {
+    l.faults.set_bus(BusFaults {
         down: true,
         ..Default::default()
     });
@@ -147,7 +156,7 @@ async fn a_bus_outage_and_partial_failures_lose_nothing_and_duplicate_nothing() 
         "20 records stored and attempts refused while the bus is down",
         Duration::from_secs(90),
         || async {
-            Ok(l.bus.refused() >= 20 && l.outbox_statuses().await?.values().sum::<u64>() == 20)
+            Ok(l.faults.refused() >= 20 && l.outbox_statuses().await?.values().sum::<u64>() == 20)
         },
     )
     .await?;
@@ -158,7 +167,7 @@ async fn a_bus_outage_and_partial_failures_lose_nothing_and_duplicate_nothing() 
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     // WHEN the bus comes back refusing a third of the entries, then is healthy again
-    l.bus.set(BusFaults {
+    l.faults.set_bus(BusFaults {
         fail_ratio: 0.33,
         ..Default::default()
     });
@@ -167,7 +176,7 @@ async fn a_bus_outage_and_partial_failures_lose_nothing_and_duplicate_nothing() 
         .collect();
     l.send_to("ApplicationsQueue", &second).await?;
     tokio::time::sleep(Duration::from_secs(6)).await;
-    l.bus.set(BusFaults::default());
+    l.faults.set_bus(BusFaults::default());
     wait_received(&l, 40, Duration::from_secs(90)).await?;
 
     // THEN all 40 are published, each event id exactly once
@@ -177,15 +186,15 @@ async fn a_bus_outage_and_partial_failures_lose_nothing_and_duplicate_nothing() 
     let statuses = l.outbox_statuses().await?;
     assert_eq!(statuses.get("Processed"), Some(&40), "{statuses:?}");
     // AND only failed entries were retried: each entry reached the bus once
-    let c = &l.bus.counters;
+    let c = &l.faults.counters;
     let forwarded = c
         .entries_forwarded
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(forwarded, 40, "entries that reached the bus");
     assert!(
-        l.bus.refused() > 20,
+        l.faults.refused() > 20,
         "some partial failures were injected: {}",
-        l.bus.refused()
+        l.faults.refused()
     );
     l.down().await;
     Ok(())
@@ -273,7 +282,7 @@ async fn a_record_that_always_fails_ends_failed_with_an_alert_and_blocks_no_othe
     )
     .await?;
     // GIVEN the bus refuses every entry of one application
-    l.bus.set(BusFaults {
+    l.faults.set_bus(BusFaults {
         poison: Some(r#""applicationId":"POISON-1""#.into()),
         ..Default::default()
     });
@@ -284,7 +293,7 @@ async fn a_record_that_always_fails_ends_failed_with_an_alert_and_blocks_no_othe
     l.send_to("ApplicationsQueue", &bodies).await?;
 
     // THEN the others are published
-    wait_received(&l, 10, Duration::from_secs(60)).await?;
+    wait_received(&l, 10, Duration::from_secs(120)).await?;
     // AND the poisoned one, retried for its 8 s window, ends Failed with an alert on the bus
     l.wait_for("POISON-1 Failed", Duration::from_secs(60), || async {
         Ok(l.outbox_statuses().await?.get("Failed") == Some(&1))

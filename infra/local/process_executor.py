@@ -9,7 +9,10 @@ Docker:
   pointing at the unpacked code, and AWS_LAMBDA_RUNTIME_API pointing at a Runtime API server of
   its own on 127.0.0.1. Local overrides for a stack's functions (a fault proxy's endpoint, a
   log level) come from `$STEADFAST_FUNCTION_ENV_DIR/<prefix>.json` for every function whose
-  name starts with `<prefix>-`. The environment is ready when the process first asks for an
+  name starts with `<prefix>-`; `{function}` in a value becomes the function's name (a fault
+  proxy then knows its caller). While a process runs, its pid is kept as a file under
+  `$STEADFAST_LAMBDA_LOG_DIR/pids/<function>/`, so a test can crash it at a chosen call.
+  The environment is ready when the process first asks for an
   invocation; its init duration is logged.
 - invoke(payload): hands the event to the process through `GET .../invocation/next` (request
   id, deadline, function ARN and trace id headers) and waits for `.../response` or `.../error`.
@@ -139,7 +142,8 @@ def _overrides(function_name):
     for f in sorted(Path(folder).glob("*.json")):
         if function_name.startswith(f.stem + "-"):
             try:
-                env.update(json.loads(f.read_text()))
+                own = json.loads(f.read_text())
+                env.update({k: str(v).replace("{function}", function_name) for k, v in own.items()})
             except (OSError, ValueError) as e:
                 LOG.warning("function env file %s unreadable: %s", f, e)
     return env
@@ -168,6 +172,10 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             return None
         os.makedirs(folder, exist_ok=True)
         return open(os.path.join(folder, f"{self.function_name}.log"), "a", buffering=1)
+
+    def _pid_file(self, pid):
+        folder = os.environ.get("STEADFAST_LAMBDA_LOG_DIR")
+        return Path(folder, "pids", self.function_name, str(pid)) if folder else None
 
     def _pump(self, stream, sink):
         for raw in iter(stream.readline, b""):
@@ -215,6 +223,10 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        pid_file = self._pid_file(self.process.pid)
+        if pid_file:
+            pid_file.parent.mkdir(parents=True, exist_ok=True)
+            pid_file.touch()
         threading.Thread(
             target=self._pump, args=(self.process.stdout, sink), daemon=True
         ).start()
@@ -259,7 +271,12 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             self.server.shutdown()
             self.server.server_close()
         p = self.process
-        if p is None or p.poll() is not None:
+        if p is None:
+            return
+        pid_file = self._pid_file(p.pid)
+        if pid_file:
+            pid_file.unlink(missing_ok=True)
+        if p.poll() is not None:
             return
         try:
             os.killpg(p.pid, signal.SIGTERM)

@@ -11,8 +11,8 @@ use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
-use crate::busproxy::BusFaults;
 use crate::demo::{say, t};
+use crate::faults::BusFaults;
 use crate::local::{application, Local, Options};
 
 pub struct OutboxDemoConfig {
@@ -54,9 +54,9 @@ fn down_after_half(
     phase_start: Instant,
     outage: Duration,
 ) {
-    if phase_start.elapsed() > outage / 2 && !l.bus.faults().down {
+    if phase_start.elapsed() > outage / 2 && !l.faults.bus().down {
         say(bar, format!("{} bus       DOWN", t(start)));
-        l.bus.set(BusFaults {
+        l.faults.set_bus(BusFaults {
             down: true,
             ..Default::default()
         });
@@ -135,7 +135,7 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
             &bar,
             format!("{} {what}; {} applications arrive", t(start), chunk.len()),
         );
-        l.bus.set(faults.clone());
+        l.faults.set_bus(faults.clone());
         if p == 0 {
             healthy_ids.extend(chunk.iter().cloned());
         }
@@ -159,20 +159,20 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
             }
             let (got, _) = published(&l).await?;
             bar.set_position(ids.iter().filter(|id| got.contains(*id)).count() as u64);
-            bar.set_message(format!("refused by the bus so far {}", l.bus.refused()));
+            bar.set_message(format!("refused by the bus so far {}", l.faults.refused()));
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         if p == 2 {
             // The outage lasts its full length, whatever the sending took.
             while phase_start.elapsed() < cfg.outage {
                 down_after_half(&l, &bar, start, phase_start, cfg.outage);
-                bar.set_message(format!("refused by the bus so far {}", l.bus.refused()));
+                bar.set_message(format!("refused by the bus so far {}", l.faults.refused()));
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             say(&bar, format!("{} bus       back", t(start)));
         }
     }
-    l.bus.set(BusFaults::default());
+    l.faults.set_bus(BusFaults::default());
     say(
         &bar,
         format!("{} bus healthy; waiting for the outbox to drain", t(start)),
@@ -240,7 +240,7 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
         .map(|a| a.arrived_ms.saturating_sub(a.recorded_ms))
         .collect();
     lat_healthy.sort_unstable();
-    let c = &l.bus.counters;
+    let c = &l.faults.counters;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let report = json!({
         "applications": n,
@@ -253,7 +253,7 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
         "resubmissions_sent": resubmitted,
         "invalid_sent": invalid_sent,
         "invalid_parked": parked_invalid,
-        "publish_failures_injected": l.bus.refused(),
+        "publish_failures_injected": l.faults.refused(),
         "put_events_calls": load(&c.put_events_calls),
         "put_events_calls_refused_whole": load(&c.calls_refused),
         "entries_reaching_the_bus": load(&c.entries_forwarded),
@@ -277,7 +277,7 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
     println!("  invalid, parked with reason {parked_invalid}");
     println!(
         "  entries refused by the bus  {} (injected)",
-        l.bus.refused()
+        l.faults.refused()
     );
     println!(
         "  latency record → consumer   p50 {} / p99 {} (bus healthy: p50 {} / p99 {})",

@@ -9,16 +9,16 @@
 //!   probe timers, rate sweeps, compressible);
 //! - [`portal`] is the fake target API with fault modes, recording every request;
 //! - [`erp`] plays a noisy ERP for the inbox (copies, updates, late copies);
-//! - [`busproxy`] injects event-bus faults between the functions and the emulator;
+//! - [`faults`] injects AWS faults and crashes between the functions and the emulator;
 //! - [`template`] reads parameter defaults from the template;
 //! - [`local`] puts them together.
 
 pub mod aws;
-pub mod busproxy;
 pub mod demo;
 pub mod demo_inbox;
 pub mod demo_outbox;
 pub mod erp;
+pub mod faults;
 pub mod local;
 pub mod portal;
 pub mod schedules;

@@ -16,6 +16,11 @@ pub fn lambda_log_dir() -> PathBuf {
     crate::workspace_root().join("target/steadfast/lambda-logs")
 }
 
+/// Where the process executor keeps the pids of each function's running processes.
+pub fn pid_dir() -> PathBuf {
+    lambda_log_dir().join("pids")
+}
+
 /// The log function `name` wrote so far; empty when it wrote none.
 fn log_text(name: &str) -> String {
     std::fs::read_to_string(lambda_log_dir().join(format!("{name}.log"))).unwrap_or_default()

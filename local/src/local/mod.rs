@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::aws::Emulator;
-use crate::busproxy::BusProxy;
+use crate::faults::FaultProxy;
 use crate::portal::Portal;
 use crate::schedules::Scheduler;
 use crate::stack::{Code, Stack};
@@ -71,7 +71,7 @@ pub struct Local {
     pub scheduler: Option<Scheduler>,
     pub observer_url: String,
     /// The fault-injecting proxy every function reaches EventBridge through.
-    pub bus: BusProxy,
+    pub faults: FaultProxy,
     events: Mutex<Vec<Observed>>,
     approvals: Mutex<Vec<Approval>>,
 }

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 
 use super::{Local, Options};
 use crate::aws::{describe, Emulator};
-use crate::busproxy::BusProxy;
+use crate::faults::FaultProxy;
 use crate::portal::Portal;
 use crate::schedules::Scheduler;
 use crate::stack::deploy;
@@ -48,11 +48,24 @@ fn parameters(
     params
 }
 
-/// The functions' environment on top of the template's: EventBridge through the bus proxy,
-/// their log level, a short target timeout, then the caller's.
-fn function_env(bus_proxy: &BusProxy, own: Vec<(String, String)>) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = BTreeMap::from([
-        ("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), bus_proxy.url.clone()),
+/// The SDK's per-service endpoint variables of every service the functions call.
+const SERVICE_ENDPOINTS: [&str; 6] = [
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_EVENTBRIDGE",
+    "AWS_ENDPOINT_URL_SCHEDULER",
+    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+];
+
+/// The functions' environment on top of the template's: every AWS service through the fault
+/// proxy, their log level, a short target timeout, then the caller's.
+fn function_env(proxy: &FaultProxy, own: Vec<(String, String)>) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = SERVICE_ENDPOINTS
+        .iter()
+        .map(|v| (v.to_string(), proxy.endpoint()))
+        .collect();
+    env.extend([
         (
             "RUST_LOG".into(),
             std::env::var("FUNCTION_LOG").unwrap_or_else(|_| "info".into()),
@@ -104,9 +117,9 @@ impl Local {
         let name = unique(&opts.prefix);
         let params = parameters(&name, opts.portal.then_some(&portal), opts.parameters);
 
-        // Every function reaches EventBridge through the fault-injecting proxy.
-        let bus_proxy = BusProxy::start(&endpoint).await?;
-        let env = function_env(&bus_proxy, opts.env);
+        // Every function reaches AWS through the fault-injecting proxy.
+        let proxy = FaultProxy::start(&endpoint, super::functions::pid_dir()).await?;
+        let env = function_env(&proxy, opts.env);
         let stack = {
             let (name, code) = (name.clone(), opts.code);
             tokio::task::spawn_blocking(move || deploy(&name, &params, &env, code)).await??
@@ -122,7 +135,7 @@ impl Local {
             portal,
             scheduler: Some(scheduler),
             observer_url,
-            bus: bus_proxy,
+            faults: proxy,
             events: Mutex::new(vec![]),
             approvals: Mutex::new(vec![]),
         })
@@ -134,7 +147,7 @@ impl Local {
             s.stop().await;
         }
         self.portal.stop();
-        self.bus.stop();
+        self.faults.stop();
         let name = self.stack.name.clone();
         let _ = tokio::task::spawn_blocking(move || crate::stack::delete(&name)).await;
     }

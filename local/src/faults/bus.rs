@@ -1,9 +1,5 @@
-//! A fault-injecting HTTP proxy in front of the emulator's EventBridge endpoint.
+//! Entry-level EventBridge faults: what `PutEvents` calls get while they are set.
 //!
-//! The functions reach EventBridge through it because the local stack sets
-//! `AWS_ENDPOINT_URL_EVENTBRIDGE` (the SDK's per-service endpoint variable) to the proxy; the
-//! production code paths are untouched. Every request is passed through as it is, except
-//! `PutEvents` calls while a fault is set:
 //! - `down`: the call fails with HTTP 500 `InternalException` (nothing reaches the bus);
 //! - `throttle`: HTTP 400 `ThrottlingException`;
 //! - `fail_ratio`: that share of the entries, drawn at random, fail with `InternalFailure`;
@@ -14,16 +10,14 @@
 //! Counters tell how many entries were refused by injection, for reports.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use serde_json::{json, Value};
+
+use super::{forward, Inner};
 
 /// The faults in force. Default: none (a plain pass-through).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,66 +41,6 @@ pub struct BusCounters {
     pub entries_forwarded: AtomicU64,
 }
 
-#[derive(Clone)]
-struct Inner {
-    upstream: String,
-    http: reqwest::Client,
-    faults: Arc<Mutex<BusFaults>>,
-    counters: Arc<BusCounters>,
-}
-
-pub struct BusProxy {
-    pub url: String,
-    faults: Arc<Mutex<BusFaults>>,
-    pub counters: Arc<BusCounters>,
-    shutdown: Arc<tokio::sync::Notify>,
-}
-
-impl BusProxy {
-    /// Starts the proxy on a free loopback port, forwarding to `upstream`.
-    pub async fn start(upstream: &str) -> Result<BusProxy> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let inner = Inner {
-            upstream: upstream.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(4)
-                .build()?,
-            faults: Arc::new(Mutex::new(BusFaults::default())),
-            counters: Arc::new(BusCounters::default()),
-        };
-        let shutdown = Arc::new(tokio::sync::Notify::new());
-        let proxy = BusProxy {
-            url,
-            faults: inner.faults.clone(),
-            counters: inner.counters.clone(),
-            shutdown: shutdown.clone(),
-        };
-        let app = Router::new().fallback(handle).with_state(inner);
-        crate::serve_until(listener, app, shutdown);
-        Ok(proxy)
-    }
-
-    pub fn set(&self, faults: BusFaults) {
-        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
-    }
-
-    pub fn faults(&self) -> BusFaults {
-        self.faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn refused(&self) -> u64 {
-        self.counters.entries_refused.load(Ordering::Relaxed)
-    }
-
-    pub fn stop(&self) {
-        self.shutdown.notify_waiters();
-    }
-}
-
 fn json_answer(status: StatusCode, body: Value) -> Response {
     (
         status,
@@ -116,63 +50,15 @@ fn json_answer(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-async fn forward(
+/// A `PutEvents` call under the bus faults in force.
+pub(super) async fn put_events(
     inner: &Inner,
     method: Method,
-    uri: &Uri,
+    path_and_query: &str,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let url = format!(
-        "{}{}",
-        inner.upstream,
-        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-    );
-    let mut req = inner.http.request(method, url).body(body);
-    for (k, v) in headers {
-        if k == "host" || k == "content-length" {
-            continue;
-        }
-        req = req.header(k, v);
-    }
-    match req.send().await {
-        Ok(r) => {
-            let status = r.status();
-            let ct = r.headers().get("content-type").cloned();
-            let bytes = r.bytes().await.unwrap_or_default();
-            let mut resp = (status, bytes).into_response();
-            if let Some(ct) = ct {
-                resp.headers_mut().insert("content-type", ct);
-            }
-            resp
-        }
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            format!("bus proxy: upstream unreachable: {e}"),
-        )
-            .into_response(),
-    }
-}
-
-async fn handle(
-    State(inner): State<Inner>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let is_put_events = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.ends_with(".PutEvents"));
-    if !is_put_events {
-        return forward(&inner, method, &uri, &headers, body).await;
-    }
-    let faults = inner
-        .faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let faults = super::lock(&inner.bus).clone();
     let c = &inner.counters;
     c.put_events_calls.fetch_add(1, Ordering::Relaxed);
     if !faults.delay.is_zero() {
@@ -212,7 +98,7 @@ async fn handle(
     if !refuse.iter().any(|r| *r) {
         c.entries_forwarded
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
-        return forward(&inner, method, &uri, &headers, body).await;
+        return forward(inner, method, path_and_query, headers, body).await;
     }
     let passing: Vec<Value> = entries
         .iter()
@@ -225,10 +111,10 @@ async fn handle(
         let mut forwarded = request.clone();
         forwarded["Entries"] = Value::Array(passing.clone());
         let resp = forward(
-            &inner,
+            inner,
             method,
-            &uri,
-            &headers,
+            path_and_query,
+            headers,
             Bytes::from(forwarded.to_string()),
         )
         .await;

@@ -1,0 +1,539 @@
+//! A fault-injecting HTTP proxy between the functions and the emulator, for every AWS service
+//! they call.
+//!
+//! The local stack points the SDK's per-service endpoint variables of every function
+//! (`AWS_ENDPOINT_URL_DYNAMODB`, `_SQS`, `_EVENTBRIDGE`, `_SCHEDULER`, `_LAMBDA`,
+//! `_SECRETS_MANAGER`) at `http://127.0.0.1:<port>/fn/{function}`; the process executor fills
+//! in the function's name, so the proxy knows the caller. The production code is untouched and
+//! knows nothing of it. Requests pass through unchanged unless a [`Fault`] matches them by
+//! service, operation, caller and body text; then the proxy
+//! - answers with a real AWS error shape ([`AwsError`]: throttling, provisioned throughput,
+//!   500/503, transaction conflict, request limit) without forwarding;
+//! - delays the call;
+//! - forwards it, then cuts the connection mid-answer (the ambiguous case: applied, but the
+//!   caller sees a failure);
+//! - or kills the calling function's processes before forwarding (a crash between two
+//!   writes: the executor keeps their pids under `<lambda log dir>/pids/<function>/`).
+//!
+//! EventBridge `PutEvents` also has entry-level faults ([`bus`]): partial failures, poison
+//! entries, a bus down or throttled.
+
+pub mod bus;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::json;
+
+pub use bus::{BusCounters, BusFaults};
+
+/// An AWS error answer: its HTTP status and error code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsError {
+    pub status: u16,
+    pub code: String,
+}
+
+impl AwsError {
+    pub fn new(status: u16, code: &str) -> Self {
+        AwsError {
+            status,
+            code: code.into(),
+        }
+    }
+    pub fn throttling() -> Self {
+        Self::new(400, "ThrottlingException")
+    }
+    pub fn provisioned_throughput_exceeded() -> Self {
+        Self::new(400, "ProvisionedThroughputExceededException")
+    }
+    pub fn internal_server_error() -> Self {
+        Self::new(500, "InternalServerError")
+    }
+    pub fn service_unavailable() -> Self {
+        Self::new(503, "ServiceUnavailable")
+    }
+    pub fn transaction_conflict() -> Self {
+        Self::new(400, "TransactionConflictException")
+    }
+    pub fn request_limit_exceeded() -> Self {
+        Self::new(400, "RequestLimitExceeded")
+    }
+    /// Lambda's and Scheduler's throttling (REST services answer 429).
+    pub fn too_many_requests() -> Self {
+        Self::new(429, "TooManyRequestsException")
+    }
+}
+
+/// What a matching call gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Error(AwsError),
+    Delay(Duration),
+    /// Forwarded (applied), then the connection is cut before the answer is complete.
+    CutAfterApply,
+    /// The caller's processes are killed before the call is forwarded.
+    Crash,
+}
+
+/// One injected fault: which calls it matches and what they get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// Signing name: `dynamodb`, `sqs`, `events`, `scheduler`, `lambda`, `secretsmanager`.
+    pub service: String,
+    /// Operation name (`PutItem`, `SendMessage`, `UpdateEventSourceMapping`, …); any if `None`.
+    pub operation: Option<String>,
+    /// The calling function's binary (`processor`, `close`, …); any if `None`.
+    pub caller: Option<String>,
+    /// Only calls whose body contains this text.
+    pub contains: Option<String>,
+    pub action: Action,
+    /// Share of the matching calls hit (0.0–1.0).
+    pub ratio: f64,
+    /// At most this many hits; unlimited if `None`.
+    pub times: Option<u64>,
+}
+
+impl Fault {
+    /// Every `operation` call of `service` gets `action`.
+    pub fn on(service: &str, operation: &str, action: Action) -> Self {
+        Fault {
+            service: service.into(),
+            operation: (!operation.is_empty()).then(|| operation.into()),
+            caller: None,
+            contains: None,
+            action,
+            ratio: 1.0,
+            times: None,
+        }
+    }
+    pub fn from(mut self, caller: &str) -> Self {
+        self.caller = Some(caller.into());
+        self
+    }
+    pub fn containing(mut self, text: &str) -> Self {
+        self.contains = Some(text.into());
+        self
+    }
+    pub fn ratio(mut self, ratio: f64) -> Self {
+        self.ratio = ratio;
+        self
+    }
+    pub fn times(mut self, n: u64) -> Self {
+        self.times = Some(n);
+        self
+    }
+}
+
+struct Armed {
+    fault: Fault,
+    hits: u64,
+}
+
+/// A call as the proxy saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub service: String,
+    pub operation: String,
+    pub caller: String,
+    /// The fault's action if one hit it.
+    pub injected: Option<String>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    upstream: String,
+    http: reqwest::Client,
+    faults: Arc<Mutex<Vec<Armed>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
+    bus: Arc<Mutex<BusFaults>>,
+    counters: Arc<BusCounters>,
+    pids: PathBuf,
+    kills: Arc<AtomicU64>,
+}
+
+/// The proxy; stops with [`FaultProxy::stop`].
+pub struct FaultProxy {
+    /// Its address; functions use `<url>/fn/{function}`.
+    pub url: String,
+    inner: Inner,
+    /// EventBridge entry counters (see [`bus`]).
+    pub counters: Arc<BusCounters>,
+    shutdown: Arc<tokio::sync::Notify>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl FaultProxy {
+    /// Starts the proxy on a free loopback port, forwarding to `upstream`; `pids` is the
+    /// folder where the process executor keeps the functions' pids.
+    pub async fn start(upstream: &str, pids: PathBuf) -> Result<FaultProxy> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let inner = Inner {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(8)
+                .build()?,
+            faults: Arc::default(),
+            calls: Arc::default(),
+            bus: Arc::default(),
+            counters: Arc::default(),
+            pids,
+            kills: Arc::default(),
+        };
+        let shutdown = Arc::new(tokio::sync::Notify::new());
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        crate::serve_until(listener, app, shutdown.clone());
+        Ok(FaultProxy {
+            url,
+            counters: inner.counters.clone(),
+            inner,
+            shutdown,
+        })
+    }
+
+    /// The endpoint a function's SDK is given (`{function}` is filled in by the executor).
+    pub fn endpoint(&self) -> String {
+        format!("{}/fn/{{function}}", self.url)
+    }
+
+    /// Arms a fault (on top of those armed).
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.inner.faults).push(Armed { fault, hits: 0 });
+    }
+
+    /// Disarms every fault, the bus's too; returns the hits of each, in arming order.
+    pub fn clear(&self) -> Vec<u64> {
+        *lock(&self.inner.bus) = BusFaults::default();
+        lock(&self.inner.faults).drain(..).map(|a| a.hits).collect()
+    }
+
+    /// Hits so far of every armed fault, in arming order.
+    pub fn hits(&self) -> Vec<u64> {
+        lock(&self.inner.faults).iter().map(|a| a.hits).collect()
+    }
+
+    /// Every call seen so far.
+    pub fn calls(&self) -> Vec<Call> {
+        lock(&self.inner.calls).clone()
+    }
+
+    /// Calls of `operation` by `caller` (binary name) seen so far.
+    pub fn count(&self, caller: &str, operation: &str) -> usize {
+        lock(&self.inner.calls)
+            .iter()
+            .filter(|c| c.caller == caller && c.operation == operation)
+            .count()
+    }
+
+    /// Processes killed by [`Action::Crash`] so far.
+    pub fn kills(&self) -> u64 {
+        self.inner.kills.load(Ordering::Relaxed)
+    }
+
+    /// Sets the EventBridge entry faults.
+    pub fn set_bus(&self, faults: BusFaults) {
+        *lock(&self.inner.bus) = faults;
+    }
+
+    pub fn bus(&self) -> BusFaults {
+        lock(&self.inner.bus).clone()
+    }
+
+    /// EventBridge entries refused by injection so far.
+    pub fn refused(&self) -> u64 {
+        self.counters.entries_refused.load(Ordering::Relaxed)
+    }
+
+    pub fn stop(&self) {
+        self.shutdown.notify_waiters();
+    }
+}
+
+/// The signing name from the SigV4 credential scope (`.../us-east-1/dynamodb/aws4_request`).
+fn service_of(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split(',').next())
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// The operation: `X-Amz-Target` for the JSON protocols, method and path for the REST ones.
+fn operation_of(headers: &HeaderMap, method: &Method, path: &str) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or(target).to_owned();
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let op = match (method.as_str(), parts.as_slice()) {
+        ("POST", [_, "functions", _, "invocations"]) => "Invoke",
+        ("PUT", [_, "event-source-mappings", _]) => "UpdateEventSourceMapping",
+        ("GET", [_, "event-source-mappings", _]) => "GetEventSourceMapping",
+        ("GET", [_, "event-source-mappings"]) => "ListEventSourceMappings",
+        ("POST", ["schedules", _]) => "CreateSchedule",
+        ("PUT", ["schedules", _]) => "UpdateSchedule",
+        ("DELETE", ["schedules", _]) => "DeleteSchedule",
+        ("GET", ["schedules", _]) => "GetSchedule",
+        _ => "",
+    };
+    if op.is_empty() {
+        format!("{method} {path}")
+    } else {
+        op.to_owned()
+    }
+}
+
+/// `/fn/<function>/rest` → (`<function>`, `/rest`); other paths have no known caller.
+fn split_caller(path: &str) -> (String, String) {
+    match path
+        .strip_prefix("/fn/")
+        .and_then(|p| p.split_once('/').or(Some((p, ""))))
+    {
+        Some((caller, rest)) => (caller.to_owned(), format!("/{rest}")),
+        None => (String::new(), path.to_owned()),
+    }
+}
+
+/// Whether `caller` (a function name, `<stack>-<binary>`) is the binary `wanted`.
+fn is_caller(caller: &str, wanted: &str) -> bool {
+    caller == wanted || caller.ends_with(&format!("-{wanted}"))
+}
+
+/// Renders an AWS error the way `service`'s protocol does.
+pub fn error_answer(service: &str, e: &AwsError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = format!("injected: {}", e.code);
+    match service {
+        // REST-JSON: the code travels in a header.
+        "lambda" | "scheduler" => (
+            status,
+            [
+                ("content-type", "application/json"),
+                ("x-amzn-errortype", e.code.as_str()),
+            ],
+            json!({"message": message, "Message": message}).to_string(),
+        )
+            .into_response(),
+        _ => (
+            status,
+            [
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amzn-query-error", &format!("{};Sender", e.code) as &str),
+            ],
+            json!({"__type": e.code, "message": message}).to_string(),
+        )
+            .into_response(),
+    }
+}
+
+/// Kills every process of `caller` the executor has on record; how many.
+fn kill_all(pids: &std::path::Path, caller: &str) -> u64 {
+    let mut killed = 0;
+    let Ok(dir) = std::fs::read_dir(pids.join(caller)) else {
+        return 0;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // The executor starts each process in a session of its own: end the whole group.
+        let ended = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ended {
+            killed += 1;
+        }
+        let _ = std::fs::remove_file(entry.path());
+    }
+    killed
+}
+
+/// The first armed fault matching the call, counted as hit.
+fn matching(inner: &Inner, call: &Call, body: &[u8]) -> Option<Action> {
+    let mut armed = lock(&inner.faults);
+    for a in armed.iter_mut() {
+        let f = &a.fault;
+        let hit = f.service == call.service
+            && f.operation.as_ref().is_none_or(|o| *o == call.operation)
+            && f.caller.as_ref().is_none_or(|c| is_caller(&call.caller, c))
+            && f.times.is_none_or(|t| a.hits < t)
+            && f.contains
+                .as_ref()
+                .is_none_or(|t| std::str::from_utf8(body).is_ok_and(|b| b.contains(t.as_str())));
+        if hit && (f.ratio >= 1.0 || rand::random::<f64>() < f.ratio) {
+            a.hits += 1;
+            return Some(a.fault.action.clone());
+        }
+    }
+    None
+}
+
+async fn handle(
+    State(inner): State<Inner>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (caller, path) = split_caller(uri.path());
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
+    };
+    let mut call = Call {
+        service: service_of(&headers),
+        operation: operation_of(&headers, &method, &path),
+        caller,
+        injected: None,
+    };
+    let action = matching(&inner, &call, &body);
+    call.injected = action.as_ref().map(|a| format!("{a:?}"));
+    let service = call.service.clone();
+    let is_put_events = call.operation == "PutEvents";
+    lock(&inner.calls).push(call.clone());
+    match action {
+        Some(Action::Error(e)) => return error_answer(&service, &e),
+        Some(Action::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Action::Crash) => {
+            let n = kill_all(&inner.pids, &call.caller);
+            inner.kills.fetch_add(n, Ordering::Relaxed);
+            return error_answer(&service, &AwsError::service_unavailable());
+        }
+        Some(Action::CutAfterApply) => {
+            let applied = forward(&inner, method, &path_and_query, &headers, body).await;
+            return cut(applied).await;
+        }
+        None => {}
+    }
+    if is_put_events {
+        return bus::put_events(&inner, method, &path_and_query, &headers, body).await;
+    }
+    forward(&inner, method, &path_and_query, &headers, body).await
+}
+
+/// An answer whose body breaks off: the status line and a first chunk, then the connection
+/// ends with an error.
+async fn cut(applied: Response) -> Response {
+    let status = applied.status();
+    let chunks: Vec<std::io::Result<Bytes>> = vec![
+        Ok(Bytes::from_static(b"{")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected: connection cut after the request was applied",
+        )),
+    ];
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Passes a call on to the emulator and its answer back, headers included.
+async fn forward(
+    inner: &Inner,
+    method: Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let url = format!("{}{}", inner.upstream, path_and_query);
+    let mut req = inner.http.request(method, url).body(body);
+    for (k, v) in headers {
+        if k == "host" || k == "content-length" {
+            continue;
+        }
+        req = req.header(k, v);
+    }
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status();
+            let mut out = HeaderMap::new();
+            for (k, v) in r.headers() {
+                if !matches!(
+                    k.as_str(),
+                    "content-length" | "transfer-encoding" | "connection"
+                ) {
+                    out.append(k.clone(), v.clone());
+                }
+            }
+            let bytes = r.bytes().await.unwrap_or_default();
+            (status, out, bytes).into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            format!("fault proxy: upstream unreachable: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caller_and_the_rest_of_the_path_are_split() {
+        assert_eq!(
+            split_caller("/fn/st-1-processor/2015-03-31/functions/x/invocations"),
+            (
+                "st-1-processor".into(),
+                "/2015-03-31/functions/x/invocations".into()
+            )
+        );
+        assert_eq!(
+            split_caller("/fn/st-1-close"),
+            ("st-1-close".into(), "/".into())
+        );
+        assert_eq!(
+            split_caller("/fn/st-1-close/"),
+            ("st-1-close".into(), "/".into())
+        );
+        assert_eq!(split_caller("/"), (String::new(), "/".into()));
+        assert!(is_caller("st-1-outbox-relay", "outbox-relay"));
+        assert!(!is_caller("st-1-outbox-relay", "relay-x"));
+    }
+
+    #[test]
+    fn rest_operations_are_named_from_method_and_path() {
+        let h = HeaderMap::new();
+        assert_eq!(
+            operation_of(&h, &Method::PUT, "/2015-03-31/event-source-mappings/abc"),
+            "UpdateEventSourceMapping"
+        );
+        assert_eq!(
+            operation_of(&h, &Method::POST, "/schedules/s-1"),
+            "CreateSchedule"
+        );
+        let mut j = HeaderMap::new();
+        j.insert("x-amz-target", "DynamoDB_20120810.PutItem".parse().unwrap());
+        assert_eq!(operation_of(&j, &Method::POST, "/"), "PutItem");
+        let mut a = HeaderMap::new();
+        a.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20261129/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=x"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(service_of(&a), "dynamodb");
+    }
+}
