@@ -115,7 +115,7 @@ where
                 if let Err(e) = m.ledger.record(&order.identity, &q.message_id).await {
                     warn!(identity = %order.identity, error = %e, "ledger write failed");
                 }
-                m.source.done(&q).await?;
+                forget(m, &q).await;
                 info!(message_id = %q.message_id, identity = %order.identity, status, outcome = "delivered", "probe order delivered");
                 return Ok(Some(Health::Healthy(format!(
                     "probe order {} delivered (HTTP {status})",
@@ -159,7 +159,7 @@ where
             return Err(e.clone());
         }
         if read.delivered.contains(&order.identity) {
-            m.source.done(q).await?;
+            forget(m, q).await;
             return Ok(false);
         }
         Ok(true)
@@ -188,6 +188,15 @@ where
         parker.park(parcel, identity, reason).await?;
         m.source.done(q).await?;
         Ok(())
+    }
+}
+
+/// Deletes a delivered order from the queue. A delete that fails says nothing of the target's
+/// health: the order comes back after its visibility timeout, and the processor finds it in
+/// the ledger (or the target's idempotency check does).
+async fn forget<Q: ProbeSource, L, P>(m: &MessageProbe<Q, L, P>, q: &Queued) {
+    if let Err(e) = m.source.done(q).await {
+        warn!(message_id = %q.message_id, error = %e, "delivered probe order not deleted; it comes back and is found delivered");
     }
 }
 
@@ -240,6 +249,30 @@ mod tests {
             "recorded: the processor will not send it again"
         );
         assert_eq!(m.source.left(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_probe_order_delivered_but_not_deleted_still_resumes_the_flow() {
+        let p = ports_with(
+            ScriptedTarget::always(Outcome::Delivered { status: 201 }),
+            ProbeMode::Message,
+            &[r#"{"orderId":"P-1"}"#],
+        );
+        let c = cfg();
+        p.handle(&c, trip()).await.unwrap();
+        let m = p.messages.as_ref().unwrap();
+        m.source
+            .failing_deletes
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(
+            p.handle(&c, probe(1, 0)).await.unwrap(),
+            Done::Resuming { .. }
+        ));
+        assert!(m.source.deleted.lock().unwrap().is_empty());
+        assert!(
+            m.ledger.0.lock().unwrap().contains("orders/P-1"),
+            "recorded: when it comes back, the processor will not send it again"
+        );
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@ use crate::portal::Portal;
 use crate::schedules::Scheduler;
 use crate::stack::{Code, Stack};
 
+mod accounting;
 mod bodies;
 mod events;
 mod functions;
@@ -30,6 +31,7 @@ mod tables;
 mod up;
 mod wait;
 
+pub use accounting::{Accounting, DLQS};
 pub use bodies::{application, order};
 pub use events::{Approval, Observed};
 pub use functions::lambda_log_dir;

@@ -67,7 +67,7 @@ impl Local {
 
     /// Every item of a table of the stack, page by page (consistent reads), with this
     /// projection (`#s` stands for `status`).
-    async fn scan(&self, logical: &str, projection: &str) -> Result<Vec<Item>> {
+    pub(super) async fn scan(&self, logical: &str, projection: &str) -> Result<Vec<Item>> {
         let table = self.stack.reference(logical)?.to_owned();
         let mut items = Vec::new();
         let mut start = None;

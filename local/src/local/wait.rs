@@ -34,6 +34,8 @@ impl Local {
         let start = Instant::now();
         loop {
             if check().await? {
+                // Test output keeps it (shown for a failing test): where the time went.
+                eprintln!("waited {:.1?} for: {what}", start.elapsed());
                 return Ok(start.elapsed());
             }
             if start.elapsed() > limit {

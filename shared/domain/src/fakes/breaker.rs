@@ -281,6 +281,8 @@ pub struct MemProbeSource {
     pub deleted: Mutex<Vec<String>>,
     /// Messages in flight (handed back, not yet visible).
     pub invisible: Mutex<u64>,
+    /// Deletes fail (an SQS outage of DeleteMessage).
+    pub failing_deletes: std::sync::atomic::AtomicBool,
 }
 
 impl MemProbeSource {
@@ -312,6 +314,12 @@ impl ProbeSource for MemProbeSource {
         })
     }
     async fn done(&self, message: &Queued) -> PortResult<()> {
+        if self
+            .failing_deletes
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(PortError::new("DeleteMessage", "injected: SQS unavailable"));
+        }
         lock(&self.deleted).push(message.message_id.clone());
         Ok(())
     }

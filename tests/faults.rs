@@ -1,0 +1,499 @@
+//! The fault matrix on the AWS side: DynamoDB, SQS, Scheduler and the Lambda control plane
+//! failing under the functions (real AWS error shapes, slow calls, answers cut after the call
+//! was applied), and the functions' processes killed between two writes. Each case ends with
+//! the same accounting: sent = delivered + parked, nothing twice at the target, no record held
+//! past its lease, no gate halted with nobody probing, the dead-letter queues empty.
+//!
+//! The faults come from the fault proxy of the local stack (`steadfast_local::faults`), which
+//! every function reaches AWS through; the production code knows nothing of it.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use steadfast_local::faults::{Action, AwsError, Fault};
+use steadfast_local::local::{application, order, Local};
+use steadfast_local::portal::Mode;
+use steadfast_tests::{assert_each_created_once, stack, SWEEPS};
+
+/// The local stack of a fault case: the watchdog (every compressed minute) repairs a gate
+/// whose probe is 3 s late.
+async fn up(prefix: &str, params: &[(&str, &str)]) -> Result<Local> {
+    let mut all = vec![("WatchdogGraceSeconds", "3")];
+    all.extend_from_slice(params);
+    stack(prefix, &all, &[], SWEEPS).await
+}
+
+fn err(e: AwsError) -> Action {
+    Action::Error(e)
+}
+
+/// The accounting every case ends with, once its faults are cleared: no record held past its
+/// lease, no gate left unprobed, and no dead letter but those the case is about.
+async fn assert_accounted(l: &Local, dead_letters_allowed: &[&str]) -> Result<()> {
+    let mut a = l.accounting(10_000).await?;
+    a.dead_letters
+        .retain(|q, _| !dead_letters_allowed.contains(&q.as_str()));
+    assert!(a.is_clean(), "accounting: {a:?}");
+    Ok(())
+}
+
+/// Every fault armed was hit at least once, or the case proves nothing.
+fn assert_all_hit(l: &Local, hits: &[u64]) {
+    assert!(
+        hits.iter().all(|h| *h > 0),
+        "every injected fault must have been hit: {hits:?}; calls: {}",
+        l.faults.calls().len()
+    );
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:03}")).collect()
+}
+
+async fn send_orders(l: &Local, ids: &[String]) -> Result<()> {
+    let bodies: Vec<Value> = ids.iter().map(|id| order(id)).collect();
+    l.send(&bodies).await
+}
+
+async fn wait_created(l: &Local, ids: &[String], limit: Duration) -> Result<()> {
+    let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    l.wait_for(
+        &format!("{} orders created at the portal", ids.len()),
+        limit,
+        || async {
+            let created = l.portal.created_orders();
+            Ok(want.iter().all(|id| created.contains_key(*id)))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Event ids received by the approvals consumer, with how often each arrived.
+async fn approvals(l: &Local) -> Result<HashMap<String, u32>> {
+    let mut out = HashMap::new();
+    for a in l.approvals().await? {
+        *out.entry(a.event_id).or_insert(0) += 1;
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_throttling_500s_and_cut_answers_under_the_processor_lose_and_repeat_no_order(
+) -> Result<()> {
+    let l = up("fd", &[]).await?;
+    // GIVEN DynamoDB throttling and failing the processor's gate and ledger reads, and its
+    // ledger writes failing or applied with the answer cut off
+    let ledger_write = "delivered_at_ms";
+    for f in [
+        Fault::on(
+            "dynamodb",
+            "GetItem",
+            err(AwsError::provisioned_throughput_exceeded()),
+        )
+        .ratio(0.4),
+        Fault::on(
+            "dynamodb",
+            "BatchGetItem",
+            err(AwsError::internal_server_error()),
+        )
+        .ratio(0.5),
+        Fault::on("dynamodb", "PutItem", Action::CutAfterApply)
+            .containing(ledger_write)
+            .ratio(0.3),
+        Fault::on("dynamodb", "PutItem", err(AwsError::throttling()))
+            .containing(ledger_write)
+            .ratio(0.3),
+        Fault::on(
+            "dynamodb",
+            "GetItem",
+            Action::Delay(Duration::from_millis(300)),
+        )
+        .ratio(0.2),
+    ] {
+        l.faults.inject(f.from("processor"));
+    }
+    // WHEN 40 orders arrive
+    let orders = ids("D", 40);
+    send_orders(&l, &orders).await?;
+    // THEN each is created once: a failed ledger write leaves a redelivery to the portal's
+    // Idempotency-Key check, a failed read hands the batch back
+    wait_created(&l, &orders, Duration::from_secs(120)).await?;
+    let hits = l.faults.clear();
+    l.wait_drained("OrdersQueue", Duration::from_secs(60))
+        .await?;
+    assert_all_hit(&l, &hits);
+    assert_each_created_once(&l, &orders);
+    assert!(l.take_parked().await?.is_empty(), "nothing parked");
+    let gate = l.gate().await?.map(|g| g.0);
+    assert!(
+        gate.as_ref().is_none_or(|g| g == "Flowing"),
+        "never halted: {gate:?}"
+    );
+    assert_accounted(&l, &[]).await?;
+    l.down().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_faults_and_a_relay_killed_before_publishing_lose_and_duplicate_no_application(
+) -> Result<()> {
+    let l = up("fo", &[]).await?;
+    // GIVEN the writer's transactions conflicting or applied with the answer cut off, the
+    // relays' queries throttled, their claims and settles failing or cut, and the first relay
+    // to publish killed before its PutEvents
+    for f in [
+        Fault::on(
+            "dynamodb",
+            "TransactWriteItems",
+            err(AwsError::transaction_conflict()),
+        )
+        .from("outbox-writer")
+        .ratio(0.3),
+        Fault::on("dynamodb", "TransactWriteItems", Action::CutAfterApply)
+            .from("outbox-writer")
+            .ratio(0.2),
+        Fault::on("dynamodb", "Query", err(AwsError::throttling()))
+            .from("outbox-relay")
+            .ratio(0.3),
+        Fault::on(
+            "dynamodb",
+            "UpdateItem",
+            err(AwsError::service_unavailable()),
+        )
+        .from("outbox-relay")
+        .ratio(0.15),
+        Fault::on("dynamodb", "UpdateItem", Action::CutAfterApply)
+            .from("outbox-relay")
+            .ratio(0.15),
+        Fault::on("events", "PutEvents", Action::Crash)
+            .from("outbox-relay")
+            .times(1),
+    ] {
+        l.faults.inject(f);
+    }
+    // WHEN 40 applications arrive
+    let apps = ids("APP", 40);
+    let bodies: Vec<Value> = apps.iter().map(|id| application(id)).collect();
+    l.send_to("ApplicationsQueue", &bodies).await?;
+    // THEN all 40 reach the consumer, each event once; the killed relay's claims are taken
+    // again after their lease
+    l.wait_for("40 approvals", Duration::from_secs(150), || async {
+        Ok(approvals(&l).await?.len() >= 40)
+    })
+    .await?;
+    let hits = l.faults.clear();
+    assert_all_hit(&l, &hits);
+    assert!(l.faults.kills() >= 1, "a relay process was killed");
+    l.wait_for(
+        "every record Processed",
+        Duration::from_secs(60),
+        || async { Ok(l.outbox_statuses().await?.get("Processed") == Some(&40)) },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = approvals(&l).await?;
+    assert_eq!(got.len(), 40, "{got:?}");
+    assert!(
+        got.values().all(|n| *n == 1),
+        "an event published twice: {got:?}"
+    );
+    assert!(l.take_parked().await?.is_empty(), "nothing parked");
+    l.wait_drained("ApplicationsQueue", Duration::from_secs(30))
+        .await?;
+    assert_accounted(&l, &[]).await?;
+    l.down().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_faults_and_an_inbox_processor_killed_after_delivering_deliver_each_change_once(
+) -> Result<()> {
+    let l = up("fi", &[]).await?;
+    // GIVEN the receiver's writes throttled or cut after being applied, the inbox processors'
+    // queries and settles failing, and the first processor to settle a delivered record
+    // killed before it could
+    for f in [
+        Fault::on("dynamodb", "PutItem", err(AwsError::throttling()))
+            .from("inbox-receiver")
+            .ratio(0.3),
+        Fault::on("dynamodb", "UpdateItem", Action::CutAfterApply)
+            .from("inbox-receiver")
+            .ratio(0.2),
+        Fault::on("dynamodb", "Query", err(AwsError::request_limit_exceeded()))
+            .from("inbox-processor")
+            .ratio(0.3),
+        Fault::on(
+            "dynamodb",
+            "UpdateItem",
+            err(AwsError::internal_server_error()),
+        )
+        .from("inbox-processor")
+        .ratio(0.15),
+        Fault::on("dynamodb", "UpdateItem", Action::Crash)
+            .from("inbox-processor")
+            .containing("delivered_version")
+            .times(1),
+    ] {
+        l.faults.inject(f);
+    }
+    // WHEN a storm of 30 records in up to 3 versions, with up to 6 copies each, arrives
+    let s = steadfast_local::erp::storm(30, 6, 7);
+    let bodies: Vec<String> = s.messages.iter().map(|m| m.2.clone()).collect();
+    l.send_text_to("ErpRecordsQueue", &bodies).await?;
+    // THEN the portal ends at every record's newest version
+    let expected = s.expected();
+    l.wait_for(
+        "the newest version of all 30 records",
+        Duration::from_secs(180),
+        || async {
+            let states = l.portal.record_states();
+            Ok(expected
+                .iter()
+                .all(|(id, rec)| states.get(id).is_some_and(|s| &s.record == rec)))
+        },
+    )
+    .await?;
+    let hits = l.faults.clear();
+    assert_all_hit(&l, &hits);
+    l.wait_for(
+        "every record Processed",
+        Duration::from_secs(60),
+        || async {
+            let rows = l.inbox_rows().await?;
+            Ok(rows.len() == 30 && rows.values().all(|r| r.status == "Processed"))
+        },
+    )
+    .await?;
+    // AND no Idempotency-Key was applied twice and no older version overwrote a newer one
+    let deliveries = l.portal.record_deliveries();
+    let keys: HashSet<&str> = deliveries.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(
+        keys.len(),
+        deliveries.len(),
+        "an Idempotency-Key applied twice"
+    );
+    assert_eq!(deliveries.iter().filter(|d| d.stale_overwrite).count(), 0);
+    assert!(l.take_parked().await?.is_empty(), "nothing parked");
+    l.wait_drained("ErpRecordsQueue", Duration::from_secs(30))
+        .await?;
+    assert_accounted(&l, &[]).await?;
+    l.down().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parking_and_probe_timers_failing_in_sqs_and_scheduler_lose_nothing_and_the_watchdog_resumes(
+) -> Result<()> {
+    let l = up("fq", &[]).await?;
+    // GIVEN SQS refusing the processor's parking sends for a while
+    l.faults.inject(
+        Fault::on("sqs", "SendMessage", err(AwsError::internal_server_error()))
+            .from("processor")
+            .times(6),
+    );
+    // WHEN orders arrive, two of them bad
+    let good = ids("Q", 12);
+    let mut bodies: Vec<Value> = good.iter().map(|id| order(id)).collect();
+    let mut refused = order("Q-BAD-1");
+    refused["quantity"] = json!(0);
+    bodies.insert(3, refused);
+    bodies.insert(7, json!({"customer": "no identity"}));
+    l.send(&bodies).await?;
+    // THEN the good ones are delivered and the bad ones parked once SQS takes them
+    wait_created(&l, &good, Duration::from_secs(60)).await?;
+    let parked = std::sync::Mutex::new(Vec::new());
+    l.wait_for("2 parked", Duration::from_secs(60), || async {
+        let more = l.take_parked().await?;
+        let mut p = parked.lock().unwrap_or_else(|e| e.into_inner());
+        p.extend(more);
+        Ok(p.len() >= 2)
+    })
+    .await?;
+    assert_eq!(
+        l.faults.hits(),
+        vec![6],
+        "the parking sends failed six times"
+    );
+    l.faults.clear();
+
+    // GIVEN the probe timers failing: SQS refuses the backoff's sends, Scheduler its schedules
+    l.faults.inject(
+        Fault::on("sqs", "SendMessage", err(AwsError::service_unavailable())).from("backoff"),
+    );
+    l.faults.inject(
+        Fault::on(
+            "scheduler",
+            "CreateSchedule",
+            err(AwsError::too_many_requests()),
+        )
+        .from("backoff"),
+    );
+    // WHEN the portal goes down and orders keep coming
+    l.portal.set(Mode::Down);
+    let during = ids("R", 10);
+    send_orders(&l, &during).await?;
+    l.wait_for("the mapping Disabled", Duration::from_secs(60), || async {
+        Ok(l.mapping_state("processor").await? == "Disabled")
+    })
+    .await?;
+    // AND the portal comes back, the timers stay broken for a few watchdog rounds
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    l.portal.set(Mode::Up);
+    let timer_hits = l.faults.clear();
+    assert!(
+        timer_hits.iter().sum::<u64>() > 0,
+        "timers failed: {timer_hits:?}"
+    );
+    // THEN the watchdog gives the gate its probe back, the flow resumes, all is delivered once
+    wait_created(&l, &during, Duration::from_secs(90)).await?;
+    l.wait_drained("OrdersQueue", Duration::from_secs(60))
+        .await?;
+    let all: Vec<String> = good.iter().chain(during.iter()).cloned().collect();
+    assert_each_created_once(&l, &all);
+    let parked = parked.into_inner().unwrap_or_default();
+    assert_eq!(parked.len(), 2, "each bad order parked once: {parked:?}");
+    assert!(l.take_parked().await?.is_empty());
+    assert_eq!(l.gate().await?.map(|g| g.0), Some("Flowing".into()));
+    assert!(l.count_events("GateRepaired").await? >= 1);
+    // A close invocation that failed on its timer is retried by Lambda, then dead-lettered.
+    assert_accounted(&l, &["AsyncInvokeDLQ"]).await?;
+    l.down().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_lambda_control_plane_failing_during_halt_and_resume_and_a_failed_probe_delete_are_repaired(
+) -> Result<()> {
+    // Message probes: close takes a real order from the queue to probe with.
+    let l = up("fl", &[("ProbeMode", "message")]).await?;
+    // GIVEN Lambda refusing close's mapping updates, the portal down
+    l.faults.inject(
+        Fault::on(
+            "lambda",
+            "UpdateEventSourceMapping",
+            err(AwsError::too_many_requests()),
+        )
+        .from("close"),
+    );
+    l.portal.set(Mode::Down);
+    let orders = ids("L", 10);
+    send_orders(&l, &orders).await?;
+    l.wait_for("the gate halted", Duration::from_secs(60), || async {
+        Ok(l.gate().await?.is_some_and(|g| g.0 != "Flowing"))
+    })
+    .await?;
+    // THEN the mapping stays enabled while Lambda refuses, yet the halted gate keeps the
+    // portal from being hammered: the processor hands its batches back
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let halted_at = steadfast_local::now_ms();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let hammered = l
+        .portal
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/orders" && s.at_ms > halted_at)
+        .count();
+    assert!(hammered <= 2, "orders sent while halted: {hammered}");
+    // WHEN Lambda recovers, the watchdog disables the mapping
+    let hits = l.faults.clear();
+    assert_all_hit(&l, &hits);
+    l.wait_for("the mapping Disabled", Duration::from_secs(30), || async {
+        Ok(l.mapping_state("processor").await? == "Disabled")
+    })
+    .await?;
+    // GIVEN open's enable refused twice and close's DeleteMessage of the probe's order failing
+    l.faults.inject(
+        Fault::on(
+            "lambda",
+            "UpdateEventSourceMapping",
+            err(AwsError::service_unavailable()),
+        )
+        .from("open")
+        .times(2),
+    );
+    l.faults.inject(
+        Fault::on(
+            "sqs",
+            "DeleteMessage",
+            err(AwsError::internal_server_error()),
+        )
+        .from("close"),
+    );
+    // WHEN the portal comes back
+    l.portal.set(Mode::Up);
+    // THEN the flow resumes (the watchdog enables what open could not), and the order the
+    // probe delivered but could not delete comes back and is not delivered again
+    wait_created(&l, &orders, Duration::from_secs(90)).await?;
+    l.wait_for("the mapping Enabled", Duration::from_secs(30), || async {
+        Ok(l.mapping_state("processor").await? == "Enabled")
+    })
+    .await?;
+    l.wait_drained("OrdersQueue", Duration::from_secs(60))
+        .await?;
+    let hits = l.faults.clear();
+    assert!(hits[1] > 0, "the probe's delete failed: {hits:?}");
+    assert_each_created_once(&l, &orders);
+    assert_eq!(l.gate().await?.map(|g| g.0), Some("Flowing".into()));
+    assert!(l.take_parked().await?.is_empty(), "nothing parked");
+    assert_accounted(&l, &["AsyncInvokeDLQ"]).await?;
+    l.down().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_killed_after_delivering_and_between_the_gate_write_and_the_mapping_update_lose_and_repeat_nothing(
+) -> Result<()> {
+    let l = up("fc", &[]).await?;
+    // GIVEN the first processor to record a delivery in the ledger killed before it could
+    l.faults.inject(
+        Fault::on("dynamodb", "PutItem", Action::Crash)
+            .from("processor")
+            .containing("delivered_at_ms")
+            .times(1),
+    );
+    let first = ids("K", 10);
+    send_orders(&l, &first).await?;
+    // THEN its batch comes back and every order is created once (the portal's idempotency)
+    wait_created(&l, &first, Duration::from_secs(60)).await?;
+    l.wait_drained("OrdersQueue", Duration::from_secs(60))
+        .await?;
+    assert_eq!(l.faults.kills(), 1, "one processor killed");
+    assert_each_created_once(&l, &first);
+    l.faults.clear();
+
+    // GIVEN close killed after writing the halt and before disabling the mapping
+    l.faults.inject(
+        Fault::on("lambda", "UpdateEventSourceMapping", Action::Crash)
+            .from("close")
+            .times(1),
+    );
+    l.portal.set(Mode::Down);
+    let during = ids("M", 10);
+    send_orders(&l, &during).await?;
+    // (every close process running then is killed: the trip's and a watchdog's alike)
+    l.wait_for("close killed", Duration::from_secs(60), || async {
+        Ok(l.faults.kills() >= 2)
+    })
+    .await?;
+    // THEN the watchdog finds the halted gate with its mapping enabled and no timer, and
+    // repairs both; once the portal is back, everything is delivered once
+    l.wait_for("the mapping Disabled", Duration::from_secs(30), || async {
+        Ok(l.mapping_state("processor").await? == "Disabled")
+    })
+    .await?;
+    l.portal.set(Mode::Up);
+    wait_created(&l, &during, Duration::from_secs(90)).await?;
+    l.wait_drained("OrdersQueue", Duration::from_secs(60))
+        .await?;
+    let all: Vec<String> = first.iter().chain(during.iter()).cloned().collect();
+    assert_each_created_once(&l, &all);
+    assert!(l.count_events("GateRepaired").await? >= 1);
+    assert_eq!(l.gate().await?.map(|g| g.0), Some("Flowing".into()));
+    assert!(l.take_parked().await?.is_empty(), "nothing parked");
+    assert_accounted(&l, &["AsyncInvokeDLQ"]).await?;
+    l.down().await;
+    Ok(())
+}
