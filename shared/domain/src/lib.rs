@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod error;
 pub mod gate;
 pub mod inbox;
+pub mod json;
 pub mod judge;
 pub mod lease;
 pub mod message;

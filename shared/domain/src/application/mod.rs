@@ -134,8 +134,7 @@ pub struct ApprovalApplication {
 
 /// Parses, validates and transforms one lender message.
 pub fn transform(raw: &str) -> Result<ApprovalApplication, ApplicationError> {
-    let v: Value =
-        serde_json::from_str(raw).map_err(|e| ApplicationError::NotJson(e.to_string()))?;
+    let v = crate::json::parse(raw).map_err(|e| ApplicationError::NotJson(e.to_string()))?;
     transform_value(&v)
 }
 

@@ -244,8 +244,7 @@ fn parse_body(raw: &str) -> Result<Value, InboxError> {
             limit: MAX_MESSAGE_BYTES,
         });
     }
-    let body: Value =
-        serde_json::from_str(raw).map_err(|e| InboxError::InvalidJson(e.to_string()))?;
+    let body = crate::json::parse(raw).map_err(|e| InboxError::InvalidJson(e.to_string()))?;
     if !body.is_object() {
         return Err(InboxError::NotAnObject);
     }
