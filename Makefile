@@ -10,12 +10,14 @@ export PATH := $(CURDIR)/.tools/lambda-venv/bin:$(PATH)
 export CARGO_BUILD_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
 ARCH ?= arm64
 
-.PHONY: help tools zips test demo stack build lint deploy clean
+.PHONY: help tools zips test demo load stack build lint deploy clean
 
 help:
 	@echo "make test    unit tests, the adapters' contract tests on the emulator, and on LocalStack"
 	@echo "             the end-to-end suite on the deployed template (EMULATOR=localstack|moto)"
 	@echo "make demo    the three scenarios with faults on the local stack; target/steadfast/demo-report.json"
+	@echo "make load    10 000 messages through each pipeline on the local stack (functions built release):"
+	@echo "             throughput, peak memory, accounting; target/steadfast/load-report.json"
 	@echo "make stack   deploys the template to LocalStack and keeps it running; TARGET_URL=... PROBE_URL=..."
 	@echo "             PORTAL_URL=... PORTAL_PROBE_URL=... for your own API; writes target/steadfast/stack.json"
 	@echo "make build   release Lambda artifacts with cargo-lambda (ARCH=arm64, x86-64 fallback)"
@@ -38,6 +40,11 @@ demo: tools
 	@PROFILE=release infra/local/zips.sh
 	@mkdir -p target/steadfast
 	EMULATOR=localstack infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- demo $(DEMO_ARGS)
+
+load: tools
+	@PROFILE=release infra/local/zips.sh
+	@mkdir -p target/steadfast
+	PROFILE=release EMULATOR=localstack infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- load $(LOAD_ARGS)
 
 stack: tools
 	@PROFILE=release infra/local/zips.sh

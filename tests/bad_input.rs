@@ -12,6 +12,8 @@
 //!   exactly once under exactly the expected identity, or refused by SQS at send time with the
 //!   expected error;
 //! - sent = delivered + parked, nothing else delivered or parked;
+//! - at least one of the entry function's batches held both a good and a parked message, and
+//!   none handed a message back;
 //! - the pipeline's DLQ and source queue empty, no outbox or inbox record left behind
 //!   (`InProgress` or never settled).
 //!
@@ -34,11 +36,16 @@ use steadfast_tests::{stack, SWEEPS};
 
 /// SQS's largest `SendMessageBatch` (the sum of its bodies).
 const BATCH_BYTES: usize = 1024 * 1024;
+/// SQS's most messages in one `SendMessageBatch`.
+const BATCH_MESSAGES: usize = 10;
 /// How long the pipeline may take, after the last send, to account for every message.
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 /// With the source queue empty and nothing changing for this long, nothing more will come.
 const QUIET: Duration = Duration::from_secs(10);
+/// How long to wait, once all is accounted for, for a duplicate still on its way.
+const AFTERCARE: Duration = Duration::from_secs(3);
 
+/// The bad-input corpus folder.
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bad-input")
 }
@@ -63,16 +70,14 @@ impl std::fmt::Display for Expect {
             Expect::Parked(r) => write!(f, "parked with a reason containing {r:?}"),
             Expect::Delivered {
                 id,
-                record_contains: None,
-            } => write!(f, "delivered once as {:?}", short(id)),
-            Expect::Delivered {
-                id,
-                record_contains: Some(t),
-            } => write!(
-                f,
-                "delivered once as {:?}, its record containing {t:?}",
-                short(id)
-            ),
+                record_contains,
+            } => {
+                write!(f, "delivered once as {:?}", short(id))?;
+                match record_contains {
+                    Some(t) => write!(f, ", its record containing {t:?}"),
+                    None => Ok(()),
+                }
+            }
             Expect::Refused(r) => write!(f, "refused at send with an error containing {r:?}"),
         }
     }
@@ -97,6 +102,13 @@ impl Case {
             None => body == self.body,
         }
     }
+    /// The identity it must be delivered under, if it must be delivered.
+    fn delivered_id(&self) -> Option<&str> {
+        match &self.expect {
+            Expect::Delivered { id, .. } => Some(id),
+            _ => None,
+        }
+    }
 }
 
 /// The cases `cases.json` has for `pipeline`, with their bodies; with the `localstack`
@@ -109,49 +121,73 @@ fn cases_for(pipeline: &str, localstack: bool) -> Result<Vec<Case>> {
     .context("cases.json")?;
     let mut out = Vec::new();
     for c in &all {
-        let file = c["file"]
-            .as_str()
-            .ok_or_else(|| anyhow!("a case without a file: {c}"))?;
-        let Some(mut e) = c["entries"].get(pipeline) else {
-            continue;
-        };
-        let mut emulator_note = None;
-        if let (true, Some(instead)) = (localstack, e.get("localstack")) {
-            emulator_note = Some(instead["why"].as_str().unwrap_or_default().to_owned());
-            e = instead;
+        if let Some(case) = case_for(c, pipeline, localstack)? {
+            out.push(case);
         }
-        let text = |k: &str| {
-            e[k].as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| anyhow!("{file}: the {pipeline} entry has no {k}"))
-        };
-        let expect = match e["outcome"].as_str() {
-            Some("parked") => Expect::Parked(text("reason")?),
-            Some("refused") => Expect::Refused(text("reason")?),
-            Some("delivered") => Expect::Delivered {
-                id: text("id")?,
-                record_contains: e["record_contains"].as_str().map(str::to_owned),
-            },
-            other => bail!("{file}: unknown outcome {other:?} for {pipeline}"),
-        };
-        let bytes = std::fs::read(fixtures().join(file)).with_context(|| file.to_owned())?;
-        let body = String::from_utf8(bytes).with_context(|| format!("{file} is not UTF-8"))?;
-        let marker = c["marker"].as_str().map(str::to_owned);
-        if let Some(m) = &marker {
-            if !body.contains(m.as_str()) {
-                bail!("{file}: its body does not hold its marker {m}");
-            }
-        }
-        out.push(Case {
-            file: file.to_owned(),
-            body,
-            marker,
-            expect,
-            emulator_note,
-        });
     }
-    for c in &out {
-        let owners: Vec<&str> = out
+    each_names_one(&out)?;
+    Ok(out)
+}
+
+/// One entry of `cases.json` as a case of `pipeline` (`None`: it has no entry for it).
+fn case_for(c: &Value, pipeline: &str, localstack: bool) -> Result<Option<Case>> {
+    let file = c["file"]
+        .as_str()
+        .ok_or_else(|| anyhow!("a case without a file: {c}"))?;
+    let Some(mut e) = c["entries"].get(pipeline) else {
+        return Ok(None);
+    };
+    let mut emulator_note = None;
+    if let (true, Some(instead)) = (localstack, e.get("localstack")) {
+        emulator_note = Some(instead["why"].as_str().unwrap_or_default().to_owned());
+        e = instead;
+    }
+    let expect = expect_of(e, file, pipeline)?;
+    let marker = c["marker"].as_str().map(str::to_owned);
+    let body = read_body(file, marker.as_deref())?;
+    Ok(Some(Case {
+        file: file.to_owned(),
+        body,
+        marker,
+        expect,
+        emulator_note,
+    }))
+}
+
+/// The outcome the entry `e` of `file` expects on `pipeline`.
+fn expect_of(e: &Value, file: &str, pipeline: &str) -> Result<Expect> {
+    let text = |k: &str| {
+        e[k].as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("{file}: the {pipeline} entry has no {k}"))
+    };
+    Ok(match e["outcome"].as_str() {
+        Some("parked") => Expect::Parked(text("reason")?),
+        Some("refused") => Expect::Refused(text("reason")?),
+        Some("delivered") => Expect::Delivered {
+            id: text("id")?,
+            record_contains: e["record_contains"].as_str().map(str::to_owned),
+        },
+        other => bail!("{file}: unknown outcome {other:?} for {pipeline}"),
+    })
+}
+
+/// The body in `file`, checked to hold its `marker`.
+fn read_body(file: &str, marker: Option<&str>) -> Result<String> {
+    let bytes = std::fs::read(fixtures().join(file)).with_context(|| file.to_owned())?;
+    let body = String::from_utf8(bytes).with_context(|| format!("{file} is not UTF-8"))?;
+    if let Some(m) = marker {
+        if !body.contains(m) {
+            bail!("{file}: its body does not hold its marker {m}");
+        }
+    }
+    Ok(body)
+}
+
+/// Fails unless each case's marker (or body) matches its own body and no other case's.
+fn each_names_one(cases: &[Case]) -> Result<()> {
+    for c in cases {
+        let owners: Vec<&str> = cases
             .iter()
             .filter(|o| c.is(&o.body))
             .map(|o| o.file.as_str())
@@ -163,7 +199,7 @@ fn cases_for(pipeline: &str, localstack: bool) -> Result<Vec<Case>> {
             );
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One delivery the target took: under which identity, and the record (inbox only).
@@ -192,6 +228,16 @@ struct Pipeline {
     /// done with as good (delivered, stored, ...).
     function: &'static str,
     done_fields: &'static [&'static str],
+    /// The table whose records it leaves behind.
+    table: Table,
+}
+
+/// The table a pipeline keeps its records in, if any.
+#[derive(Clone, Copy)]
+enum Table {
+    None,
+    Outbox,
+    Inbox,
 }
 
 /// A count of one `batch done` log line: a field of its own, or a member of its `tally`.
@@ -233,6 +279,7 @@ fn percent_decode(key: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The orders the portal created.
 fn orders_delivered(l: &Local) -> Deliveries<'_> {
     Box::pin(async move {
         Ok(l.portal
@@ -247,6 +294,7 @@ fn orders_delivered(l: &Local) -> Deliveries<'_> {
     })
 }
 
+/// The application events the outbox published to the bus.
 fn applications_delivered(l: &Local) -> Deliveries<'_> {
     Box::pin(async move {
         Ok(l.approvals()
@@ -260,6 +308,7 @@ fn applications_delivered(l: &Local) -> Deliveries<'_> {
     })
 }
 
+/// The records the portal was handed.
 fn erp_delivered(l: &Local) -> Deliveries<'_> {
     Box::pin(async move {
         Ok(l.portal
@@ -287,6 +336,7 @@ const ORDERS: Pipeline = Pipeline {
     delivered: orders_delivered,
     function: "processor",
     done_fields: &["delivered"],
+    table: Table::None,
 };
 
 const APPLICATIONS: Pipeline = Pipeline {
@@ -303,6 +353,7 @@ const APPLICATIONS: Pipeline = Pipeline {
     delivered: applications_delivered,
     function: "outbox-writer",
     done_fields: &["stored", "resubmissions"],
+    table: Table::Outbox,
 };
 
 const ERP: Pipeline = Pipeline {
@@ -322,6 +373,7 @@ const ERP: Pipeline = Pipeline {
     delivered: erp_delivered,
     function: "inbox-receiver",
     done_fields: &["new", "changed", "duplicates", "stale"],
+    table: Table::Inbox,
 };
 
 /// A message on its way: a good one (with its identity and body) or a case.
@@ -329,6 +381,30 @@ const ERP: Pipeline = Pipeline {
 enum Sent {
     Good { id: String, body: String },
     Case(usize),
+}
+
+impl Sent {
+    /// The body it carries.
+    fn body<'s>(&'s self, cases: &'s [Case]) -> &'s str {
+        match self {
+            Sent::Good { body, .. } => body,
+            Sent::Case(i) => &cases[*i].body,
+        }
+    }
+    /// The identity of a good message.
+    fn good_id(&self) -> Option<&str> {
+        match self {
+            Sent::Good { id, .. } => Some(id),
+            Sent::Case(_) => None,
+        }
+    }
+    /// The case it is, if it is one.
+    fn case(&self) -> Option<usize> {
+        match self {
+            Sent::Case(i) => Some(*i),
+            Sent::Good { .. } => None,
+        }
+    }
 }
 
 /// The identity of a good message, quoted as its body holds it.
@@ -346,6 +422,44 @@ fn short(text: &str) -> String {
     }
 }
 
+/// The reasons parked messages carry.
+fn reasons<'v>(parked: &[&'v Value]) -> Vec<&'v str> {
+    parked
+        .iter()
+        .map(|p| p["reason"].as_str().unwrap_or(""))
+        .collect()
+}
+
+/// What was sent: every message SQS took, and the cases it refused (with its error).
+#[derive(Default)]
+struct Sending {
+    sent: Vec<Sent>,
+    refused: HashMap<usize, String>,
+}
+
+impl Sending {
+    /// The identities of the good messages sent.
+    fn good(&self) -> Vec<&str> {
+        self.sent.iter().filter_map(Sent::good_id).collect()
+    }
+    /// The identities something sent must be delivered under: the good ones and the cases'.
+    fn expected_ids<'s>(&'s self, cases: &'s [Case]) -> HashSet<&'s str> {
+        let sent_cases = self.sent.iter().filter_map(Sent::case);
+        let cases_ids = sent_cases.filter_map(|i| cases[i].delivered_id());
+        self.good().into_iter().chain(cases_ids).collect()
+    }
+    /// Whether every message sent has been delivered or parked as expected.
+    fn accounted(&self, seen: &Seen, cases: &[Case]) -> bool {
+        self.sent.iter().all(|s| match s {
+            Sent::Good { id, .. } => !seen.delivered_as(id).is_empty(),
+            Sent::Case(i) => match cases[*i].delivered_id() {
+                Some(id) => !seen.delivered_as(id).is_empty(),
+                None => !seen.parked_as(&cases[*i]).is_empty(),
+            },
+        })
+    }
+}
+
 /// What was seen of the pipeline at one moment.
 #[derive(Default)]
 struct Seen {
@@ -354,12 +468,14 @@ struct Seen {
 }
 
 impl Seen {
+    /// The parked messages that are case `c`.
     fn parked_as(&self, c: &Case) -> Vec<&Value> {
         self.parked
             .iter()
             .filter(|p| c.is(p["body"].as_str().unwrap_or_default()))
             .collect()
     }
+    /// The parked messages that are the good message `id`.
     fn parked_good(&self, id: &str) -> Vec<&Value> {
         let key = quoted_key(id);
         self.parked
@@ -367,35 +483,31 @@ impl Seen {
             .filter(|p| p["body"].as_str().unwrap_or_default().contains(&key))
             .collect()
     }
+    /// The deliveries under identity `id`.
     fn delivered_as(&self, id: &str) -> Vec<&Delivery> {
         self.deliveries.iter().filter(|d| d.id == id).collect()
     }
 }
 
-/// Whether the pipeline has nothing left in flight: the outbox or inbox table holds no record
-/// still to publish or deliver.
-async fn idle(l: &Local, p: &Pipeline) -> Result<bool> {
-    Ok(match p.name {
-        "applications" => l
-            .outbox_statuses()
-            .await?
-            .keys()
-            .all(|s| s == "Processed" || s == "Failed"),
-        "erp" => l
-            .inbox_rows()
-            .await?
-            .values()
-            .all(|r| r.status == "Processed" || r.status == "Failed"),
-        _ => true,
-    })
+/// The counts of one `batch done` log line of the entry function.
+struct BatchTally {
+    /// Messages done with as good (delivered, stored, ...).
+    done: u64,
+    parked: u64,
+    handed_back: u64,
 }
 
-/// Sends every case of `p` with good messages between them, then waits until each sent
-/// message is accounted for (or nothing moves any more), and returns every failure found.
-async fn run(l: &Local, p: &Pipeline, cases: &[Case], localstack: bool) -> Result<Vec<String>> {
-    let mut failures = Vec::new();
-    // Interleave: good, case, good, case, ...; cases SQS must refuse are sent on their own.
-    let mut queue: Vec<Sent> = Vec::new();
+/// The batches in which good and parked messages met.
+fn mixed(batches: &[BatchTally]) -> usize {
+    batches
+        .iter()
+        .filter(|b| b.done > 0 && b.parked > 0)
+        .count()
+}
+
+/// The messages to batch (a good one before each case), and the cases SQS must refuse.
+fn interleave(p: &Pipeline, cases: &[Case]) -> (Vec<Sent>, Vec<usize>) {
+    let mut queue = Vec::new();
     let mut refusals = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         if matches!(c.expect, Expect::Refused(_)) {
@@ -406,349 +518,442 @@ async fn run(l: &Local, p: &Pipeline, cases: &[Case], localstack: bool) -> Resul
         queue.push(Sent::Good { id, body });
         queue.push(Sent::Case(i));
     }
-    let body_of = |s: &Sent| -> String {
-        match s {
-            Sent::Good { body, .. } => body.clone(),
-            Sent::Case(i) => cases[*i].body.clone(),
-        }
-    };
-    // Batches of up to ten, within SQS's batch size.
+    (queue, refusals)
+}
+
+/// `queue` in batches of up to ten, within SQS's batch size.
+fn batches(queue: Vec<Sent>, cases: &[Case]) -> Vec<Vec<Sent>> {
     let mut batches: Vec<Vec<Sent>> = vec![vec![]];
     let mut size = 0;
     for s in queue {
-        let n = body_of(&s).len();
+        let n = s.body(cases).len();
         let last = batches.last_mut().expect("a batch");
-        if !last.is_empty() && (last.len() == 10 || size + n > BATCH_BYTES) {
+        if !last.is_empty() && (last.len() == BATCH_MESSAGES || size + n > BATCH_BYTES) {
             batches.push(vec![]);
             size = 0;
         }
         batches.last_mut().expect("a batch").push(s);
         size += n;
     }
-    let mut sent: Vec<Sent> = Vec::new();
-    for batch in batches {
-        let bodies: Vec<String> = batch.iter().map(body_of).collect();
-        match l.send_text_to(p.queue, &bodies).await {
-            Ok(()) => sent.extend(batch),
-            Err(e) => {
-                let files: Vec<&str> = batch
-                    .iter()
-                    .filter_map(|s| match s {
-                        Sent::Case(i) => Some(cases[*i].file.as_str()),
-                        Sent::Good { .. } => None,
-                    })
-                    .collect();
-                failures.push(format!(
-                    "a batch with {files:?} was not (wholly) accepted by {}: {e:#}",
-                    p.queue
-                ));
-            }
-        }
-    }
-    // The cases SQS must refuse, one SendMessage each.
-    let url = l.queue_url(p.queue)?;
-    let mut refused: HashMap<usize, String> = HashMap::new();
-    for i in refusals {
-        let c = &cases[i];
-        let answer = l
-            .emu
-            .sqs
-            .send_message()
-            .queue_url(&url)
-            .message_body(&c.body)
-            .send()
-            .await;
-        match answer {
-            Err(e) => {
-                refused.insert(i, describe(&e));
-            }
-            Ok(_) => {
-                failures.push(format!(
-                    "{}: expected to be refused by SQS, but {} accepted it",
-                    c.file, p.queue
-                ));
-                sent.push(Sent::Case(i));
-            }
-        }
-    }
+    batches
+}
 
-    // Wait until every sent message is accounted for, or nothing moves any more.
-    let good: Vec<String> = sent
-        .iter()
-        .filter_map(|s| match s {
-            Sent::Good { id, .. } => Some(id.clone()),
-            Sent::Case(_) => None,
-        })
-        .collect();
-    let sent_cases: Vec<usize> = sent
-        .iter()
-        .filter_map(|s| match s {
-            Sent::Case(i) => Some(*i),
-            Sent::Good { .. } => None,
-        })
-        .collect();
-    let accounted = |seen: &Seen| -> bool {
-        good.iter().all(|id| !seen.delivered_as(id).is_empty())
-            && sent_cases.iter().all(|&i| match &cases[i].expect {
-                Expect::Delivered { id, .. } => !seen.delivered_as(id).is_empty(),
-                _ => !seen.parked_as(&cases[i]).is_empty(),
-            })
+/// One line of the report: a case and what became of it.
+fn report_line(c: &Case, parked: &[&Value], seen: &Seen, refused: Option<&String>) -> String {
+    let delivered = c
+        .delivered_id()
+        .filter(|id| !seen.delivered_as(id).is_empty());
+    let observed = match (refused, delivered) {
+        (Some(err), _) => format!("refused: {}", short(err)),
+        _ if !parked.is_empty() => format!("parked: {:?}", reasons(parked)),
+        (None, Some(id)) => format!("delivered as {:?}", short(id)),
+        (None, None) => "neither parked nor delivered as expected".to_owned(),
     };
-    let mut seen = Seen::default();
-    let start = Instant::now();
-    let mut last_change = Instant::now();
-    let mut last_counts = (usize::MAX, usize::MAX);
-    loop {
-        seen.parked.extend(l.take_parked().await?);
-        seen.deliveries = (p.delivered)(l).await?;
-        let counts = (seen.parked.len(), seen.deliveries.len());
-        if counts != last_counts {
-            last_counts = counts;
-            last_change = Instant::now();
-        }
-        let (v, f, d) = l.depth(p.queue).await?;
-        let drained = v + f + d == 0;
-        if drained && accounted(&seen) && idle(l, p).await? {
-            // Anything still on its way would show up as a duplicate now.
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            seen.parked.extend(l.take_parked().await?);
-            seen.deliveries = (p.delivered)(l).await?;
-            break;
-        }
-        if drained && last_change.elapsed() > QUIET && idle(l, p).await? {
-            break;
-        }
-        if start.elapsed() > SETTLE_LIMIT {
-            failures.push(format!(
-                "not settled within {SETTLE_LIMIT:?}: {} still on {} (visible, in flight, delayed)",
-                v + f + d,
-                p.queue
-            ));
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let settled = start.elapsed();
+    let note = match &c.emulator_note {
+        Some(_) => " (the emulator's outcome)",
+        None => "",
+    };
+    format!("{:<52} {observed}{note}", c.file)
+}
 
-    // Each case where cases.json says.
-    let mut report = Vec::new();
-    for (i, c) in cases.iter().enumerate() {
-        let parked = seen.parked_as(c);
-        let reasons: Vec<&str> = parked
-            .iter()
-            .map(|p| p["reason"].as_str().unwrap_or(""))
-            .collect();
-        let observed = match (&c.expect, refused.get(&i)) {
-            (_, Some(err)) => format!("refused: {}", short(err)),
-            _ if !parked.is_empty() => format!("parked: {reasons:?}"),
-            (Expect::Delivered { id, .. }, _) if !seen.delivered_as(id).is_empty() => {
-                format!("delivered as {:?}", short(id))
-            }
-            _ => "neither parked nor delivered as expected".to_owned(),
-        };
-        let note = match &c.emulator_note {
-            Some(_) => " (the emulator's outcome)",
-            None => "",
-        };
-        report.push(format!("{:<52} {observed}{note}", c.file));
-        let fail = |why: String| match &c.emulator_note {
+/// One pipeline's run on a deployed stack: its cases, and every failure found so far.
+struct Run<'a> {
+    l: &'a Local,
+    p: &'a Pipeline,
+    cases: &'a [Case],
+    localstack: bool,
+    failures: Vec<String>,
+}
+
+/// Sends every case of `p` among good messages, waits until each is accounted for (or nothing
+/// moves any more), checks what became of them, and returns every failure found.
+async fn run(l: &Local, p: &Pipeline, cases: &[Case], localstack: bool) -> Result<Vec<String>> {
+    let mut r = Run {
+        l,
+        p,
+        cases,
+        localstack,
+        failures: Vec::new(),
+    };
+    let (queue, refusals) = interleave(p, cases);
+    let mut sending = r.send_batches(batches(queue, cases)).await;
+    r.send_refusals(&refusals, &mut sending).await?;
+    let (seen, settled) = r.settle(&sending).await?;
+    let report = r.check_cases(&seen, &sending.refused);
+    r.check_good(&sending, &seen);
+    let expected_ids = sending.expected_ids(cases);
+    r.check_unexpected(&sending, &expected_ids, &seen);
+    r.check_totals(&sending, &seen);
+    let batches = r.check_batches()?;
+    r.check_queues().await?;
+    r.check_table(expected_ids.len() as u64).await?;
+    r.print_summary(&sending, &seen, settled, &batches, &report);
+    Ok(r.failures)
+}
+
+impl Run<'_> {
+    /// Records a failure of case `c`: what it should have become, and `why` it did not.
+    fn fail_case(&mut self, c: &Case, why: &str) {
+        self.failures.push(match &c.emulator_note {
             Some(n) => format!(
                 "{}: expected {} on this emulator ({n}); {why}",
                 c.file, c.expect
             ),
             None => format!("{}: expected {}; {why}", c.file, c.expect),
-        };
-        match &c.expect {
-            Expect::Refused(want) => match refused.get(&i) {
-                Some(err) if err.contains(want.as_str()) => {}
-                Some(err) => failures.push(fail(format!("refused with {err:?}"))),
-                None => {} // accepted: reported at send
-            },
-            Expect::Parked(want) => {
-                if parked.is_empty() {
-                    failures.push(fail(
-                        "it was not parked (delivered under some identity, dropped, or still queued)"
-                            .into(),
-                    ));
-                } else if parked.len() > 1 {
-                    failures.push(fail(format!("parked {} times: {reasons:?}", parked.len())));
-                } else if !reasons[0].contains(want.as_str()) {
-                    failures.push(fail(format!("parked with reason {:?}", reasons[0])));
-                }
-                for m in &parked {
-                    // Only LocalStack's event source mapping re-encodes bodies (see above).
-                    if !localstack && m["body"].as_str() != Some(c.body.as_str()) {
-                        failures.push(fail(format!(
-                            "parked with another body: {:?}",
-                            short(m["body"].as_str().unwrap_or_default())
-                        )));
-                    }
-                    if m["source"] != p.source {
-                        failures.push(fail(format!(
-                            "parked with source {}, not {:?}",
-                            m["source"], p.source
-                        )));
-                    }
-                }
-            }
-            Expect::Delivered {
-                id,
-                record_contains,
-            } => {
-                let got = seen.delivered_as(id);
-                if !parked.is_empty() {
-                    failures.push(fail(format!("parked instead: {reasons:?}")));
-                } else if got.is_empty() {
-                    failures.push(fail(
-                        "no delivery under that identity (delivered under another, dropped, or still queued)"
-                            .into(),
-                    ));
-                } else if got.len() > 1 {
-                    failures.push(fail(format!("delivered {} times", got.len())));
-                }
-                if let (Some(text), Some(d)) = (record_contains, got.first()) {
-                    let record = d.record.as_deref().unwrap_or("");
-                    if !record.contains(text.as_str()) {
-                        failures.push(fail(format!("the delivered record is {}", short(record))));
-                    }
+        });
+    }
+
+    /// Sends the batches; a batch SQS does not wholly take is a failure, and not sent.
+    async fn send_batches(&mut self, batches: Vec<Vec<Sent>>) -> Sending {
+        let mut sending = Sending::default();
+        for batch in batches {
+            let bodies: Vec<String> = batch
+                .iter()
+                .map(|s| s.body(self.cases).to_owned())
+                .collect();
+            match self.l.send_text_to(self.p.queue, &bodies).await {
+                Ok(()) => sending.sent.extend(batch),
+                Err(e) => {
+                    let files: Vec<&str> = batch
+                        .iter()
+                        .filter_map(Sent::case)
+                        .map(|i| self.cases[i].file.as_str())
+                        .collect();
+                    let failure = format!(
+                        "a batch with {files:?} was not (wholly) accepted by {}: {e:#}",
+                        self.p.queue
+                    );
+                    self.failures.push(failure);
                 }
             }
         }
+        sending
     }
-    // Every good message delivered exactly once, none parked.
-    for id in &good {
-        let n = seen.delivered_as(id).len();
-        if n != 1 {
-            failures.push(format!("good message {id:?} delivered {n} times, not once"));
+
+    /// Sends each case SQS must refuse on its own, recording its error (or failing if taken).
+    async fn send_refusals(&mut self, refusals: &[usize], sending: &mut Sending) -> Result<()> {
+        let url = self.l.queue_url(self.p.queue)?;
+        for &i in refusals {
+            let c = &self.cases[i];
+            let send = self.l.emu.sqs.send_message().queue_url(&url);
+            match send.message_body(&c.body).send().await {
+                Err(e) => {
+                    sending.refused.insert(i, describe(&e));
+                }
+                Ok(_) => {
+                    self.failures.push(format!(
+                        "{}: expected to be refused by SQS, but {} accepted it",
+                        c.file, self.p.queue
+                    ));
+                    sending.sent.push(Sent::Case(i));
+                }
+            }
         }
-        for m in seen.parked_good(id) {
-            failures.push(format!("good message {id:?} was parked: {}", m["reason"]));
+        Ok(())
+    }
+
+    /// Waits until all sent is accounted for, or nothing moves; returns what was seen, and when.
+    async fn settle(&mut self, sending: &Sending) -> Result<(Seen, Duration)> {
+        let mut seen = Seen::default();
+        let start = Instant::now();
+        let mut last_change = Instant::now();
+        let mut last_counts = (usize::MAX, usize::MAX);
+        loop {
+            self.look(&mut seen).await?;
+            let counts = (seen.parked.len(), seen.deliveries.len());
+            if counts != last_counts {
+                last_counts = counts;
+                last_change = Instant::now();
+            }
+            let (v, f, d) = self.l.depth(self.p.queue).await?;
+            let drained = v + f + d == 0;
+            if drained && sending.accounted(&seen, self.cases) && self.idle().await? {
+                // Anything still on its way would show up as a duplicate now.
+                tokio::time::sleep(AFTERCARE).await;
+                self.look(&mut seen).await?;
+                break;
+            }
+            if drained && last_change.elapsed() > QUIET && self.idle().await? {
+                break;
+            }
+            if start.elapsed() > SETTLE_LIMIT {
+                self.failures.push(format!(
+                    "not settled within {SETTLE_LIMIT:?}: {} still on {} (visible, in flight, delayed)",
+                    v + f + d,
+                    self.p.queue
+                ));
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        Ok((seen, start.elapsed()))
     }
-    // Nothing delivered or parked that nobody sent that way.
-    let mut expected_ids: HashSet<&str> = good.iter().map(String::as_str).collect();
-    for &i in &sent_cases {
-        if let Expect::Delivered { id, .. } = &cases[i].expect {
-            expected_ids.insert(id.as_str());
-        }
+
+    /// Adds what was parked since the last look to `seen`, and every delivery so far.
+    async fn look(&self, seen: &mut Seen) -> Result<()> {
+        seen.parked.extend(self.l.take_parked().await?);
+        seen.deliveries = (self.p.delivered)(self.l).await?;
+        Ok(())
     }
-    for d in &seen.deliveries {
-        if !expected_ids.contains(d.id.as_str()) {
-            failures.push(format!(
-                "unexpected delivery under {:?} (a case delivered under an identity it was not sent with?)",
-                short(&d.id)
-            ));
-        }
-    }
-    let good_keys: Vec<String> = good.iter().map(|id| quoted_key(id)).collect();
-    for m in &seen.parked {
-        let body = m["body"].as_str().unwrap_or("");
-        let known = cases.iter().any(|c| c.is(body)) || good_keys.iter().any(|k| body.contains(k));
-        if !known {
-            failures.push(format!(
-                "unexpected parked message, reason {:?}, body {:?}",
-                m["reason"],
-                short(body)
-            ));
-        }
-    }
-    // The accounting: sent = delivered + parked.
-    let (n_sent, n_delivered, n_parked) = (sent.len(), seen.deliveries.len(), seen.parked.len());
-    if n_sent != n_delivered + n_parked {
-        failures.push(format!(
-            "sent {n_sent} != delivered {n_delivered} + parked {n_parked}: {} unaccounted",
-            n_sent as i64 - (n_delivered + n_parked) as i64
-        ));
-    }
-    // Bad and good messages met in the function's batches, and no batch handed anything back.
-    let batches: Vec<(u64, u64, u64)> = l
-        .function_log(p.function)?
-        .iter()
-        .filter(|line| line["fields"]["message"] == "batch done")
-        .map(|line| {
-            let done = p.done_fields.iter().map(|f| tally_count(line, f)).sum();
-            (
-                done,
-                tally_count(line, "parked"),
-                tally_count(line, "handed_back"),
-            )
+
+    /// Whether no record of the pipeline's outbox or inbox is still to publish or deliver.
+    async fn idle(&self) -> Result<bool> {
+        let (l, settled) = (self.l, |s: &str| s == "Processed" || s == "Failed");
+        Ok(match self.p.table {
+            Table::Outbox => l.outbox_statuses().await?.keys().all(|s| settled(s)),
+            Table::Inbox => l.inbox_rows().await?.values().all(|r| settled(&r.status)),
+            Table::None => true,
         })
-        .collect();
-    let mixed = batches
-        .iter()
-        .filter(|(done, parked, _)| *done > 0 && *parked > 0)
-        .count();
-    if mixed == 0 {
-        failures.push(format!(
-            "no {} batch held both a good and a parked message ({} batches): the interleaving was not exercised",
-            p.function,
-            batches.len()
-        ));
     }
-    let handed_back: u64 = batches.iter().map(|b| b.2).sum();
-    if handed_back > 0 {
-        failures.push(format!(
-            "{} handed {handed_back} messages back to {}: a bad message held back its batch?",
-            p.function, p.queue
-        ));
-    }
-    // Nothing dead-lettered, nothing left on the queue, nothing left behind in the tables.
-    let dlq = l.depth(p.dlq).await?;
-    if dlq != (0, 0, 0) {
-        failures.push(format!(
-            "{} holds messages (visible, in flight, delayed): {dlq:?}",
-            p.dlq
-        ));
-    }
-    let left = l.depth(p.queue).await?;
-    if left != (0, 0, 0) {
-        failures.push(format!(
-            "{} still holds messages (visible, in flight, delayed): {left:?}",
-            p.queue
-        ));
-    }
-    let want_stored = expected_ids.len() as u64;
-    match p.name {
-        "applications" => {
-            let statuses = l.outbox_statuses().await?;
-            if statuses.contains_key("InProgress") || statuses.contains_key("ToBeProcessed") {
-                failures.push(format!("outbox records left unpublished: {statuses:?}"));
+
+    /// Checks each case where `cases.json` says; returns a report line per case.
+    fn check_cases(&mut self, seen: &Seen, refused: &HashMap<usize, String>) -> Vec<String> {
+        let mut report = Vec::new();
+        for (i, c) in self.cases.iter().enumerate() {
+            let parked = seen.parked_as(c);
+            report.push(report_line(c, &parked, seen, refused.get(&i)));
+            match &c.expect {
+                Expect::Refused(want) => self.check_refused(c, want, refused.get(&i)),
+                Expect::Parked(want) => self.check_parked(c, want, &parked),
+                Expect::Delivered {
+                    id,
+                    record_contains,
+                } => self.check_delivered(c, id, record_contains.as_deref(), &parked, seen),
             }
-            if statuses.values().sum::<u64>() != want_stored {
-                failures.push(format!(
-                    "{want_stored} outbox records expected (one per delivered application), found {statuses:?}"
+        }
+        report
+    }
+
+    /// A case SQS must refuse: refused with the expected error (one accepted fails at send).
+    fn check_refused(&mut self, c: &Case, want: &str, refused: Option<&String>) {
+        match refused {
+            Some(err) if err.contains(want) => {}
+            Some(err) => self.fail_case(c, &format!("refused with {err:?}")),
+            None => {} // accepted: reported at send
+        }
+    }
+
+    /// A case to park: parked once, with the expected reason, its own body and the source.
+    fn check_parked(&mut self, c: &Case, want: &str, parked: &[&Value]) {
+        let reasons = reasons(parked);
+        if parked.is_empty() {
+            let why = "it was not parked (delivered under some identity, dropped, or still queued)";
+            self.fail_case(c, why);
+        } else if parked.len() > 1 {
+            self.fail_case(c, &format!("parked {} times: {reasons:?}", parked.len()));
+        } else if !reasons[0].contains(want) {
+            self.fail_case(c, &format!("parked with reason {:?}", reasons[0]));
+        }
+        for m in parked {
+            // Only LocalStack's event source mapping re-encodes bodies (see the module doc).
+            if !self.localstack && m["body"].as_str() != Some(c.body.as_str()) {
+                let body = short(m["body"].as_str().unwrap_or_default());
+                self.fail_case(c, &format!("parked with another body: {body:?}"));
+            }
+            if m["source"] != self.p.source {
+                let (got, want) = (&m["source"], self.p.source);
+                self.fail_case(c, &format!("parked with source {got}, not {want:?}"));
+            }
+        }
+    }
+
+    /// A case to deliver: delivered once under `id`, its record holding `record_contains`.
+    fn check_delivered(
+        &mut self,
+        c: &Case,
+        id: &str,
+        record_contains: Option<&str>,
+        parked: &[&Value],
+        seen: &Seen,
+    ) {
+        let got = seen.delivered_as(id);
+        if !parked.is_empty() {
+            self.fail_case(c, &format!("parked instead: {:?}", reasons(parked)));
+        } else if got.is_empty() {
+            self.fail_case(c, "no delivery under that identity (delivered under another, dropped, or still queued)");
+        } else if got.len() > 1 {
+            self.fail_case(c, &format!("delivered {} times", got.len()));
+        }
+        if let (Some(text), Some(d)) = (record_contains, got.first()) {
+            let record = d.record.as_deref().unwrap_or("");
+            if !record.contains(text) {
+                self.fail_case(c, &format!("the delivered record is {}", short(record)));
+            }
+        }
+    }
+
+    /// Every good message delivered exactly once, none parked.
+    fn check_good(&mut self, sending: &Sending, seen: &Seen) {
+        for id in sending.good() {
+            let n = seen.delivered_as(id).len();
+            if n != 1 {
+                self.failures
+                    .push(format!("good message {id:?} delivered {n} times, not once"));
+            }
+            for m in seen.parked_good(id) {
+                self.failures
+                    .push(format!("good message {id:?} was parked: {}", m["reason"]));
+            }
+        }
+    }
+
+    /// Nothing delivered or parked that nobody sent that way.
+    fn check_unexpected(&mut self, sending: &Sending, expected_ids: &HashSet<&str>, seen: &Seen) {
+        for d in &seen.deliveries {
+            if !expected_ids.contains(d.id.as_str()) {
+                self.failures.push(format!(
+                    "unexpected delivery under {:?} (a case delivered under an identity it was not sent with?)",
+                    short(&d.id)
                 ));
             }
         }
-        "erp" => {
-            let rows = l.inbox_rows().await?;
-            let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
-            for r in rows.values() {
-                *by_status.entry(r.status.as_str()).or_insert(0) += 1;
-            }
-            if by_status.keys().any(|s| *s != "Processed") {
-                failures.push(format!("inbox records not Processed: {by_status:?}"));
-            }
-            if rows.len() as u64 != want_stored {
-                failures.push(format!(
-                    "{want_stored} inbox records expected (one per delivered record), found {}",
-                    rows.len()
+        let good_keys: Vec<String> = sending.good().into_iter().map(quoted_key).collect();
+        for m in &seen.parked {
+            let body = m["body"].as_str().unwrap_or("");
+            let known =
+                self.cases.iter().any(|c| c.is(body)) || good_keys.iter().any(|k| body.contains(k));
+            if !known {
+                self.failures.push(format!(
+                    "unexpected parked message, reason {:?}, body {:?}",
+                    m["reason"],
+                    short(body)
                 ));
             }
         }
-        _ => {}
     }
-    println!(
-        "{}: {} cases, sent {n_sent} ({} good), refused {}, delivered {n_delivered}, parked {n_parked}, settled in {:?}; {} batches, {mixed} of them with good and parked messages\n{}",
-        p.name,
-        cases.len(),
-        good.len(),
-        refused.len(),
-        settled,
-        batches.len(),
-        report.join("\n")
-    );
-    Ok(failures)
+
+    /// The accounting: sent = delivered + parked.
+    fn check_totals(&mut self, sending: &Sending, seen: &Seen) {
+        let (n_sent, n_delivered, n_parked) =
+            (sending.sent.len(), seen.deliveries.len(), seen.parked.len());
+        if n_sent != n_delivered + n_parked {
+            self.failures.push(format!(
+                "sent {n_sent} != delivered {n_delivered} + parked {n_parked}: {} unaccounted",
+                n_sent as i64 - (n_delivered + n_parked) as i64
+            ));
+        }
+    }
+
+    /// Bad and good messages met in a batch of the function, no batch handed any back.
+    fn check_batches(&mut self) -> Result<Vec<BatchTally>> {
+        let batches = self.batch_tallies()?;
+        if mixed(&batches) == 0 {
+            self.failures.push(format!(
+                "no {} batch held both a good and a parked message ({} batches): the interleaving was not exercised",
+                self.p.function,
+                batches.len()
+            ));
+        }
+        let handed_back: u64 = batches.iter().map(|b| b.handed_back).sum();
+        if handed_back > 0 {
+            self.failures.push(format!(
+                "{} handed {handed_back} messages back to {}: a bad message held back its batch?",
+                self.p.function, self.p.queue
+            ));
+        }
+        Ok(batches)
+    }
+
+    /// The counts of every batch the entry function logged as done.
+    fn batch_tallies(&self) -> Result<Vec<BatchTally>> {
+        let p = self.p;
+        let log = self.l.function_log(p.function)?;
+        Ok(log
+            .iter()
+            .filter(|line| line["fields"]["message"] == "batch done")
+            .map(|line| BatchTally {
+                done: p.done_fields.iter().map(|f| tally_count(line, f)).sum(),
+                parked: tally_count(line, "parked"),
+                handed_back: tally_count(line, "handed_back"),
+            })
+            .collect())
+    }
+
+    /// Nothing dead-lettered, nothing left on the source queue.
+    async fn check_queues(&mut self) -> Result<()> {
+        self.check_empty(self.p.dlq, "holds").await?;
+        self.check_empty(self.p.queue, "still holds").await
+    }
+
+    /// The queue `logical` holds no message (visible, in flight or delayed).
+    async fn check_empty(&mut self, logical: &str, holds: &str) -> Result<()> {
+        let depth = self.l.depth(logical).await?;
+        if depth != (0, 0, 0) {
+            self.failures.push(format!(
+                "{logical} {holds} messages (visible, in flight, delayed): {depth:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Nothing left behind in the pipeline's table: `want_stored` records, all settled.
+    async fn check_table(&mut self, want_stored: u64) -> Result<()> {
+        match self.p.table {
+            Table::Outbox => self.check_outbox(want_stored).await,
+            Table::Inbox => self.check_inbox(want_stored).await,
+            Table::None => Ok(()),
+        }
+    }
+
+    /// One outbox record per delivered application, none left to publish.
+    async fn check_outbox(&mut self, want_stored: u64) -> Result<()> {
+        let statuses = self.l.outbox_statuses().await?;
+        if statuses.contains_key("InProgress") || statuses.contains_key("ToBeProcessed") {
+            self.failures
+                .push(format!("outbox records left unpublished: {statuses:?}"));
+        }
+        if statuses.values().sum::<u64>() != want_stored {
+            self.failures.push(format!(
+                "{want_stored} outbox records expected (one per delivered application), found {statuses:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// One inbox record per delivered record, each `Processed`.
+    async fn check_inbox(&mut self, want_stored: u64) -> Result<()> {
+        let rows = self.l.inbox_rows().await?;
+        let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
+        for r in rows.values() {
+            *by_status.entry(r.status.as_str()).or_insert(0) += 1;
+        }
+        if by_status.keys().any(|s| *s != "Processed") {
+            self.failures
+                .push(format!("inbox records not Processed: {by_status:?}"));
+        }
+        if rows.len() as u64 != want_stored {
+            self.failures.push(format!(
+                "{want_stored} inbox records expected (one per delivered record), found {}",
+                rows.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Prints the totals and a report line per case.
+    fn print_summary(
+        &self,
+        sending: &Sending,
+        seen: &Seen,
+        settled: Duration,
+        batches: &[BatchTally],
+        report: &[String],
+    ) {
+        println!(
+            "{}: {} cases, sent {} ({} good), refused {}, delivered {}, parked {}, settled in {:?}; {} batches, {} of them with good and parked messages\n{}",
+            self.p.name,
+            self.cases.len(),
+            sending.sent.len(),
+            sending.good().len(),
+            sending.refused.len(),
+            seen.deliveries.len(),
+            seen.parked.len(),
+            settled,
+            batches.len(),
+            mixed(batches),
+            report.join("\n")
+        );
+    }
 }
 
 /// Deploys a stack for `p`, runs its cases and fails with every failure found.

@@ -20,7 +20,8 @@ Docker:
   `Task timed out after N seconds`, as Lambda does; the next invocation starts it afresh.
   A process that exits during an invocation reports `Runtime.ExitError`.
 - The process's output is the invocation's log (returned to LocalStack, which writes it to the
-  function's log group, framed by START/END/REPORT lines) and is appended to
+  function's log group, framed by START/END/REPORT lines; REPORT gives the duration and, as
+  Lambda's Max Memory Used, the process's peak resident memory) and is appended to
   `$STEADFAST_LAMBDA_LOG_DIR/<function>.log`.
 """
 
@@ -374,7 +375,8 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         init = f"\tInit Duration: {init_ms:.2f} ms" if init_ms is not None else ""
         report = (
             f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
-            f"Memory Size: {self.function_version.config.memory_size} MB{init}\n"
+            f"Memory Size: {self.function_version.config.memory_size} MB\t"
+            f"Max Memory Used: {self._peak_mb()} MB{init}\n"
         )
         self._frame(report)
         logs = (
@@ -382,6 +384,18 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             f"END RequestId: {request_id}\n{report}"
         )
         return InvocationResult(request_id, body, is_error=is_error, logs=logs)
+
+    def _peak_mb(self):
+        """The process's peak resident memory so far (VmHWM), as Lambda's Max Memory Used."""
+        p = self.process
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) // 1024
+        except (OSError, AttributeError, ValueError, IndexError):
+            pass
+        return 0
 
     @classmethod
     def prepare_version(cls, function_version):

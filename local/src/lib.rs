@@ -19,6 +19,7 @@ pub mod demo_inbox;
 pub mod demo_outbox;
 pub mod erp;
 pub mod faults;
+pub mod load;
 pub mod local;
 pub mod portal;
 pub mod schedules;

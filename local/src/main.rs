@@ -44,6 +44,19 @@ enum Command {
         #[arg(long, value_delimiter = ',', value_parser = ["breaker", "outbox", "inbox"])]
         only: Vec<String>,
     },
+    /// Sends N messages through each pipeline and writes target/steadfast/load-report.json:
+    /// time to the last delivery, throughput, the functions' peak memory, the accounting.
+    Load {
+        /// Messages per pipeline.
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+        /// Concurrent senders.
+        #[arg(long, default_value_t = 8)]
+        senders: usize,
+        /// Load only these pipelines (default: all).
+        #[arg(long, value_delimiter = ',', value_parser = ["orders", "outbox", "inbox"])]
+        only: Vec<String>,
+    },
     /// Deploys a stack and keeps it running until Ctrl-C. TARGET_URL, PROBE_URL, PORTAL_URL and
     /// PORTAL_PROBE_URL point it at an API of your own (the fake portal otherwise).
     Stack,
@@ -56,6 +69,17 @@ enum Command {
         #[arg(long, default_value = "MAN")]
         prefix: String,
     },
+}
+
+/// Writes a report to target/steadfast/ and says where.
+fn write_report(name: &str, report: &serde_json::Value) -> Result<()> {
+    let dir = steadfast_local::workspace_root().join("target/steadfast");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("\nreport: target/steadfast/{name}");
+    Ok(())
 }
 
 #[tokio::main]
@@ -110,12 +134,7 @@ async fn main() -> Result<()> {
                 "emulator": std::env::var("EMULATOR").unwrap_or_else(|_| "localstack".into()),
                 "scenarios": scenarios,
             });
-            let dir = steadfast_local::workspace_root().join("target/steadfast");
-            std::fs::create_dir_all(&dir)?;
-            let path = dir.join("demo-report.json");
-            std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-                .with_context(|| format!("writing {}", path.display()))?;
-            println!("\nreport: target/steadfast/demo-report.json");
+            write_report("demo-report.json", &report)?;
             let b = &report["scenarios"]["breaker"];
             if b.is_object() && (b["lost"] != 0 || b["duplicates"] != 0) {
                 anyhow::bail!("the demo lost or duplicated orders: see the report");
@@ -137,6 +156,38 @@ async fn main() -> Result<()> {
                 anyhow::bail!(
                     "the demo lost a change, delivered one twice or let an old copy win: see the report"
                 );
+            }
+        }
+        Command::Load {
+            messages,
+            senders,
+            only,
+        } => {
+            let pipelines = steadfast_local::load::run(steadfast_local::load::LoadConfig {
+                messages,
+                senders,
+                only,
+            })
+            .await?;
+            let report = serde_json::json!({
+                "generated_at_ms": steadfast_local::now_ms(),
+                // The functions' build, as infra/local/zips.sh made them (make load: release).
+                "functions_build": std::env::var("PROFILE").unwrap_or_else(|_| "debug".into()),
+                "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+                "pipelines": pipelines,
+            });
+            write_report("load-report.json", &report)?;
+            let broken = report["pipelines"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .any(|(_, r)| {
+                    r["accounting"]["clean"] != true
+                        || r["delivered_twice"] != 0
+                        || r["parked"] != 0
+                });
+            if broken {
+                anyhow::bail!("the load lost, parked, held or duplicated messages: see the report");
             }
         }
         Command::Stack => stack().await?,

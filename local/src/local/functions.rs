@@ -72,6 +72,22 @@ impl Local {
             .count() as u64
     }
 
+    /// A function's peak memory over its invocations so far, in MB (the REPORT lines' Max
+    /// Memory Used: each process's peak resident memory), and how many REPORT lines said so.
+    pub fn peak_memory_mb(&self, binary: &str) -> (u64, u64) {
+        let Ok(f) = self.stack.function(binary) else {
+            return (0, 0);
+        };
+        let text = log_text(&f.name);
+        let peaks: Vec<u64> = text
+            .lines()
+            .filter(|l| l.starts_with("REPORT RequestId"))
+            .filter_map(|l| l.split("Max Memory Used: ").nth(1))
+            .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+            .collect();
+        (peaks.iter().copied().max().unwrap_or(0), peaks.len() as u64)
+    }
+
     /// The sum of a numeric field over a function's log lines with this message.
     pub fn log_sum(&self, binary: &str, message: &str, field: &str) -> Result<u64> {
         Ok(self

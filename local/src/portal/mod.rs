@@ -4,7 +4,8 @@
 //! modes: up, down (503), flaky (N% 503), slow (answers after a delay), too-many (429 with
 //! Retry-After, for the next N requests), ambiguous (creates the order, then answers 500),
 //! maintenance (503 with Retry-After on deliveries and health), auth (401 on deliveries, health
-//! up: an expired token), fail-order (500 for one order id only: a poison order), hold.
+//! up: an expired token), fail-order (500 for one order id only: a poison order), hold, reset
+//! (the connection closed before any answer).
 //! Every request is recorded, so duplicates can be counted.
 //!
 //! The inbox side: `POST /inbox/{entity}` takes a record delivery (`{"id", "entity", "version",

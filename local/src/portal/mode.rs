@@ -36,6 +36,9 @@ pub enum Mode {
     },
     /// An expired token: every delivery gets 401 while the health URL answers 200.
     Auth,
+    /// A connection reset: every delivery's connection is closed before any answer, nothing
+    /// processed; the health URL answers 200 (a broken path to the API, not the API).
+    Reset,
     /// One order the portal cannot process (a payload-specific 500); the others go through.
     FailOrder {
         order_id: String,
@@ -44,6 +47,7 @@ pub enum Mode {
 
 enum Gate {
     Answer(StatusCode, Option<u64>),
+    Reset,
     Process {
         then: StatusCode,
         delay: Option<Duration>,
@@ -93,6 +97,7 @@ fn decide(p: &Portal) -> Gate {
             Gate::Answer(StatusCode::SERVICE_UNAVAILABLE, Some(retry_after_s))
         }
         Mode::Auth => Gate::Answer(StatusCode::UNAUTHORIZED, None),
+        Mode::Reset => Gate::Reset,
     }
 }
 
@@ -125,6 +130,12 @@ pub(super) async fn admit(
         Gate::Answer(status, retry_after) => {
             p.record(path, key, id, status.as_u16(), false);
             Err(answer(status, retry_after))
+        }
+        Gate::Reset => {
+            p.record(path, key, id, 0, false);
+            // Ends this connection's task without an answer: the caller's connection is
+            // closed mid-request. (resume_unwind: no panic message, the server goes on.)
+            std::panic::resume_unwind(Box::new("injected: connection reset"))
         }
         Gate::Process { then, delay } => {
             held(p).await;

@@ -109,15 +109,21 @@ impl HttpTarget {
         )
     }
 
+    /// A call that got no answer: timed out, not connected, or cut off (the innermost cause
+    /// named, e.g. a connection closed before the answer; never a body or a header value).
     fn failure(e: reqwest::Error) -> Outcome {
-        let kind = if e.is_timeout() {
-            "timeout"
-        } else if e.is_connect() {
-            "connection failed"
-        } else {
-            "request failed"
-        };
-        Outcome::unavailable(kind)
+        if e.is_timeout() {
+            return Outcome::unavailable("timeout");
+        }
+        if e.is_connect() {
+            return Outcome::unavailable("connection failed");
+        }
+        let e = e.without_url(); // a URL may carry a query the logs must not
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
+        Outcome::unavailable(format!("request failed: {cause}"))
     }
 }
 
