@@ -165,6 +165,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.init_ms = None
         self.sink = None
         self.function_name = function_version.id.function_name
+        self.peak_kb, self.peak_sampled_at = 0, 0.0
 
     # ---- the process ----
     def _log_file(self):
@@ -214,6 +215,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         env = {k: str(v) for k, v in env.items()}
         self.ready.clear()
         self.init_error = None
+        self.peak_kb, self.peak_sampled_at = 0, 0.0
         self.started_at = time.monotonic()
         sink = self.sink = self._log_file()
         self.process = subprocess.Popen(
@@ -335,6 +337,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         )
         self.server.pending.put(inv)
         while not inv.done.wait(0.05):
+            self._sample_peak()
             if time.monotonic() - started > timeout:
                 self._kill()
                 self.current = None
@@ -385,17 +388,27 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         )
         return InvocationResult(request_id, body, is_error=is_error, logs=logs)
 
-    def _peak_mb(self):
-        """The process's peak resident memory so far (VmHWM), as Lambda's Max Memory Used."""
+    def _sample_peak(self):
+        """Notes the process's peak resident memory so far (VmHWM), at most twice a second, so
+        a process killed at its timeout or ended by a crash still has one."""
+        now = time.monotonic()
+        if now - self.peak_sampled_at < 0.5:
+            return
+        self.peak_sampled_at = now
         p = self.process
         try:
             with open(f"/proc/{p.pid}/status") as f:
                 for line in f:
                     if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) // 1024
+                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
         except (OSError, AttributeError, ValueError, IndexError):
             pass
-        return 0
+
+    def _peak_mb(self):
+        """The process's peak resident memory, as Lambda's Max Memory Used."""
+        self.peak_sampled_at = 0.0
+        self._sample_peak()
+        return self.peak_kb // 1024
 
     @classmethod
     def prepare_version(cls, function_version):

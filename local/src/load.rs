@@ -137,15 +137,11 @@ async fn inbox(l: &Local, cfg: &LoadConfig) -> Result<Value> {
     )
     .await?;
     let deliveries = l.portal.record_deliveries();
-    let keys: HashSet<&str> = deliveries.iter().map(|d| d.key.as_str()).collect();
+    // The same content applied twice (a known Idempotency-Key is refused by the portal).
+    let twice = deliveries.iter().filter(|d| d.duplicate).count();
     let parked = l.take_parked().await?.len();
-    let mut r = figures(
-        bodies.len(),
-        sent,
-        start,
-        parked,
-        deliveries.len() - keys.len(),
-    );
+    let mut r = figures(bodies.len(), sent, start, parked, twice);
+    r["stale_overwrites"] = json!(deliveries.iter().filter(|d| d.stale_overwrite).count());
     r["records"] = json!(expected.len());
     r["distinct_changes"] = json!(s.distinct_changes());
     r["deliveries"] = json!(deliveries.len());

@@ -12,8 +12,9 @@
 //! - delays the call;
 //! - forwards it, then cuts the connection mid-answer (the ambiguous case: applied, but the
 //!   caller sees a failure);
-//! - or kills the calling function's processes before forwarding (a crash between two
-//!   writes: the executor keeps their pids under `<lambda log dir>/pids/<function>/`).
+//! - or kills the calling process before forwarding (a crash between two writes): of the
+//!   caller's processes (the executor keeps their pids under `<lambda log dir>/pids/<function>/`)
+//!   the one that owns the other end of this very connection.
 //!
 //! EventBridge `PutEvents` also has entry-level faults ([`bus`]): partial failures, poison
 //! entries, a bus down or throttled.
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -80,7 +81,7 @@ pub enum Action {
     Delay(Duration),
     /// Forwarded (applied), then the connection is cut before the answer is complete.
     CutAfterApply,
-    /// The caller's processes are killed before the call is forwarded.
+    /// The calling process is killed before the call is forwarded.
     Crash,
 }
 
@@ -158,6 +159,8 @@ struct Inner {
     counters: Arc<BusCounters>,
     pids: PathBuf,
     kills: Arc<AtomicU64>,
+    /// The proxy's own port (the far end of every caller's connection).
+    port: u16,
 }
 
 /// The proxy; stops with [`FaultProxy::stop`].
@@ -179,6 +182,7 @@ impl FaultProxy {
     /// folder where the process executor keeps the functions' pids.
     pub async fn start(upstream: &str, pids: PathBuf) -> Result<FaultProxy> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let port = listener.local_addr()?.port();
         let url = format!("http://{}", listener.local_addr()?);
         let inner = Inner {
             upstream: upstream.trim_end_matches('/').to_owned(),
@@ -191,10 +195,20 @@ impl FaultProxy {
             counters: Arc::default(),
             pids,
             kills: Arc::default(),
+            port,
         };
         let shutdown = Arc::new(tokio::sync::Notify::new());
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        crate::serve_until(listener, app, shutdown.clone());
+        let stop = shutdown.clone();
+        // With each connection's peer address: a crash finds the calling process by it.
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.notified().await })
+            .await;
+        });
         Ok(FaultProxy {
             url,
             counters: inner.counters.clone(),
@@ -340,12 +354,21 @@ pub fn error_answer(service: &str, e: &AwsError) -> Response {
     }
 }
 
-/// Kills every process of `caller` the executor has on record; how many.
-fn kill_all(pids: &std::path::Path, caller: &str) -> u64 {
-    let mut killed = 0;
-    let Ok(dir) = std::fs::read_dir(pids.join(caller)) else {
-        return 0;
+/// Kills the process of `caller` (as the executor has them on record) that holds the
+/// connection from `peer`; whether one was found and killed.
+fn kill_caller(
+    pids: &std::path::Path,
+    caller: &str,
+    peer: std::net::SocketAddr,
+    proxy_port: u16,
+) -> bool {
+    let Some(inode) = socket_inode(peer.port(), proxy_port) else {
+        return false;
     };
+    let Ok(dir) = std::fs::read_dir(pids.join(caller)) else {
+        return false;
+    };
+    let wanted = format!("socket:[{inode}]");
     for entry in dir.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -354,17 +377,37 @@ fn kill_all(pids: &std::path::Path, caller: &str) -> u64 {
         else {
             continue;
         };
-        // The executor starts each process in a session of its own: end the whole group.
-        let ended = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .status()
-            .is_ok_and(|s| s.success());
-        if ended {
-            killed += 1;
+        let owns = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == wanted));
+        if owns {
+            // The executor starts each process in a session of its own: end the whole group.
+            return std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status()
+                .is_ok_and(|s| s.success());
         }
-        let _ = std::fs::remove_file(entry.path());
     }
-    killed
+    false
+}
+
+/// The inode of the caller's end of a connection to the proxy: the live socket from `port`
+/// to `proxy_port` (a closed one of an earlier connection on the same port has inode 0).
+fn socket_inode(port: u16, proxy_port: u16) -> Option<String> {
+    let (local, remote) = (format!(":{port:04X}"), format!(":{proxy_port:04X}"));
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                let (l, r, inode) = (cols.get(1)?, cols.get(2)?, cols.get(9)?);
+                (l.ends_with(&local) && r.ends_with(&remote) && *inode != "0")
+                    .then(|| inode.to_string())
+            })
+        })
 }
 
 /// The first armed fault matching the call, counted as hit.
@@ -389,6 +432,7 @@ fn matching(inner: &Inner, call: &Call, body: &[u8]) -> Option<Action> {
 
 async fn handle(
     State(inner): State<Inner>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -414,8 +458,11 @@ async fn handle(
         Some(Action::Error(e)) => return error_answer(&service, &e),
         Some(Action::Delay(d)) => tokio::time::sleep(d).await,
         Some(Action::Crash) => {
-            let n = kill_all(&inner.pids, &call.caller);
-            inner.kills.fetch_add(n, Ordering::Relaxed);
+            if kill_caller(&inner.pids, &call.caller, peer, inner.port) {
+                inner.kills.fetch_add(1, Ordering::Relaxed);
+            } else {
+                tracing::warn!(caller = %call.caller, "crash asked, but the calling process was not found");
+            }
             return error_answer(&service, &AwsError::service_unavailable());
         }
         Some(Action::CutAfterApply) => {
@@ -476,8 +523,14 @@ async fn forward(
                     out.append(k.clone(), v.clone());
                 }
             }
-            let bytes = r.bytes().await.unwrap_or_default();
-            (status, out, bytes).into_response()
+            match r.bytes().await {
+                Ok(bytes) => (status, out, bytes).into_response(),
+                Err(e) => (
+                    StatusCode::BAD_GATEWAY,
+                    format!("fault proxy: the emulator's answer broke off: {e}"),
+                )
+                    .into_response(),
+            }
         }
         Err(e) => (
             StatusCode::BAD_GATEWAY,

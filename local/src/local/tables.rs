@@ -40,6 +40,17 @@ impl Local {
         Ok(out)
     }
 
+    /// Claims counted so far per outbox record id (a consistent scan of the outbox table).
+    pub async fn outbox_attempts(&self) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for item in self.scan("OutboxTable", "id, attempts, #s").await? {
+            if let Some(AttributeValue::S(id)) = item.get("id") {
+                out.insert(id.clone(), num(&item, "attempts").unwrap_or(0));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every inbox record by id (a consistent scan of the inbox table).
     pub async fn inbox_rows(&self) -> Result<BTreeMap<String, InboxRow>> {
         let items = self

@@ -72,7 +72,7 @@ pub enum MessageError {
     NotAnObject,
     #[error("identity field {pointer} is missing")]
     MissingIdentity { pointer: String },
-    #[error("identity field {pointer} must be a non-empty string or a number")]
+    #[error("identity field {pointer} must be a non-empty string or an integer")]
     BadIdentity { pointer: String },
     #[error("identity is {size} bytes, over the limit of {limit}")]
     IdentityTooLong { size: usize, limit: usize },
@@ -107,7 +107,8 @@ impl OrderMessage {
                     })
                 }
                 Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-                Some(Value::Number(n)) => n.to_string(),
+                // Integers only: 42 and 42.0 must not become two identities.
+                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
                 Some(_) => {
                     return Err(MessageError::BadIdentity {
                         pointer: pointer.clone(),
@@ -178,6 +179,12 @@ mod tests {
                 .to_string(),
             "identity field /orderId is missing"
         );
+        for not_integer in [r#"{"orderId":42.0}"#, r#"{"orderId":4.2e1}"#] {
+            assert!(matches!(
+                OrderMessage::parse(not_integer, &r),
+                Err(MessageError::BadIdentity { .. })
+            ));
+        }
         assert!(matches!(
             OrderMessage::parse(r#"{"orderId":" "}"#, &r),
             Err(MessageError::BadIdentity { .. })

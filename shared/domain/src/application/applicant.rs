@@ -91,7 +91,7 @@ fn birth_date(c: &mut Checker, field: &str, submitted: Option<Date>) -> Option<S
     let Ok(d) = Date::parse(raw, iso).or_else(|_| Date::parse(raw, dmy)) else {
         c.fail(
             field,
-            format!("'{raw}' is not a date as YYYY-MM-DD or DD-MM-YYYY"),
+            "is not a date as YYYY-MM-DD or DD-MM-YYYY".to_owned(),
         );
         return None;
     };
@@ -103,7 +103,7 @@ fn birth_date(c: &mut Checker, field: &str, submitted: Option<Date>) -> Option<S
         if !(18..=120).contains(&age) {
             c.fail(
                 field,
-                format!("gives an age of {age} when submitted; must be 18 to 120"),
+                "must be 18 to 120 years before submittedAt".to_owned(),
             );
             return None;
         }

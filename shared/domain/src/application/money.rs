@@ -40,28 +40,28 @@ pub fn parse_money(text: &str, exponent: u32) -> Result<u64, String> {
         || !whole.bytes().all(|b| b.is_ascii_digit())
         || !frac.bytes().all(|b| b.is_ascii_digit())
     {
-        return Err(format!(
-            "'{t}' is not a plain decimal amount (digits and one '.', no separators or exponent)"
-        ));
+        return Err(
+            "is not a plain decimal amount (digits and one '.', no separators or exponent)".into(),
+        );
     }
     if t.ends_with('.') {
-        return Err(format!("'{t}' ends with '.'"));
+        return Err("ends with '.'".into());
     }
     if frac.len() as u32 > exponent {
-        return Err(format!("'{t}' has more than {exponent} decimals"));
+        return Err(format!("has more than {exponent} decimals"));
     }
     let scale = 10u64.pow(exponent);
-    let w: u64 = whole.parse().map_err(|_| format!("'{t}' is too large"))?;
+    let w: u64 = whole.parse().map_err(|_| "is too large".to_string())?;
     let mut f: u64 = if frac.is_empty() {
         0
     } else {
-        frac.parse().map_err(|_| format!("'{t}' is too large"))?
+        frac.parse().map_err(|_| "is too large".to_string())?
     };
     f *= 10u64.pow(exponent - frac.len() as u32);
     w.checked_mul(scale)
         .and_then(|x| x.checked_add(f))
         .filter(|x| *x <= 1_000_000_000_000_000)
-        .ok_or_else(|| format!("'{t}' is too large"))
+        .ok_or_else(|| "is too large".to_string())
 }
 
 #[cfg(test)]

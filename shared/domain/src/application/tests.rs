@@ -80,7 +80,11 @@ fn invalid_fields_are_all_named() {
             json!("anna.example.com"),
             "not an email",
         ),
-        ("/applicant/dateOfBirth", json!("2015-01-01"), "age of 11"),
+        (
+            "/applicant/dateOfBirth",
+            json!("2015-01-01"),
+            "must be 18 to 120 years before submittedAt",
+        ),
         ("/applicant/dateOfBirth", json!("1985-02-30"), "not a date"),
         ("/applicant/firstName", json!(42), "must be a string"),
         ("/loan/amount", json!("0"), "more than zero"),

@@ -257,7 +257,8 @@ fn record_id(entity: &str, spec: &EntitySpec, body: &Value) -> Result<String, In
     for p in &spec.key {
         let part = match body.pointer(p) {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-            Some(Value::Number(n)) => n.to_string(),
+            // Integers only: 42 and 42.0 must not become two keys.
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
             None | Some(Value::Null) => return Err(InboxError::MissingKey { pointer: p.clone() }),
             Some(_) => return Err(InboxError::BadKey { pointer: p.clone() }),
         };
@@ -302,7 +303,7 @@ pub enum InboxError {
     UnknownType { found: String, known: String },
     #[error("key field {pointer} is missing")]
     MissingKey { pointer: String },
-    #[error("key field {pointer} must be a non-empty string or a number")]
+    #[error("key field {pointer} must be a non-empty string or an integer")]
     BadKey { pointer: String },
     #[error("record id is {size} bytes, over the limit of {limit}")]
     KeyTooLong { size: usize, limit: usize },

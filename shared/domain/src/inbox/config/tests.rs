@@ -72,7 +72,7 @@ fn bad_messages_say_what_is_wrong_and_where() {
     );
     assert_eq!(
         reason(r#"{"entity":"customer","customerNo":{"a":1}}"#),
-        "key field /customerNo must be a non-empty string or a number"
+        "key field /customerNo must be a non-empty string or an integer"
     );
     assert_eq!(
         reason(r#"{"entity":"customer","customerNo":"C1"}"#),
