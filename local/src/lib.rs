@@ -37,15 +37,27 @@ pub fn workspace_root() -> std::path::PathBuf {
 }
 
 /// Serves `app` on `listener` in the background until `shutdown` is notified (the fake
-/// portal's and the bus proxy's servers).
+/// portal's and the fault proxy's servers), with each connection's peer address at hand
+/// (`ConnectInfo`: the fault proxy finds a calling process by it).
 pub(crate) fn serve_until(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     shutdown: std::sync::Arc<tokio::sync::Notify>,
 ) {
     tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.notified().await })
             .await;
     });
+}
+
+/// Writes a report as pretty JSON to `target/steadfast/<name>`; its path.
+pub fn write_report(name: &str, report: &serde_json::Value) -> anyhow::Result<std::path::PathBuf> {
+    let dir = workspace_root().join("target/steadfast");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(report)?)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    Ok(path)
 }

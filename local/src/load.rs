@@ -58,10 +58,7 @@ pub async fn run(cfg: LoadConfig) -> Result<Value> {
         print_summary(pipeline, &r);
         report.insert(pipeline.to_owned(), r);
         // Kept after each pipeline: a run stopped later still has what it measured.
-        let so_far = serde_json::to_string_pretty(&report)?;
-        let dir = crate::workspace_root().join("target/steadfast");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("load-report.partial.json"), so_far)?;
+        crate::write_report("load-report.partial.json", &Value::Object(report.clone()))?;
         l.down().await;
     }
     Ok(Value::Object(report))

@@ -73,11 +73,7 @@ enum Command {
 
 /// Writes a report to target/steadfast/ and says where.
 fn write_report(name: &str, report: &serde_json::Value) -> Result<()> {
-    let dir = steadfast_local::workspace_root().join("target/steadfast");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(report)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    steadfast_local::write_report(name, report)?;
     println!("\nreport: target/steadfast/{name}");
     Ok(())
 }

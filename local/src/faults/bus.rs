@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{forward, Inner};
+use super::{error_answer, forward, AwsError, Inner};
 
 /// The faults in force. Default: none (a plain pass-through).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -72,17 +72,12 @@ pub(super) async fn put_events(
         c.calls_refused.fetch_add(1, Ordering::Relaxed);
         c.entries_refused
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
-        return if faults.down {
-            json_answer(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"__type": "InternalException", "message": "injected: event bus down"}),
-            )
+        let e = if faults.down {
+            AwsError::new(500, "InternalException")
         } else {
-            json_answer(
-                StatusCode::BAD_REQUEST,
-                json!({"__type": "ThrottlingException", "message": "injected: Rate exceeded"}),
-            )
+            AwsError::throttling()
         };
+        return error_answer("events", &e);
     }
     // Decide per entry, forward the ones that pass, merge the answers in order.
     let refuse: Vec<bool> = entries

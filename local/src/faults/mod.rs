@@ -199,16 +199,7 @@ impl FaultProxy {
         };
         let shutdown = Arc::new(tokio::sync::Notify::new());
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        let stop = shutdown.clone();
-        // With each connection's peer address: a crash finds the calling process by it.
-        tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stop.notified().await })
-            .await;
-        });
+        crate::serve_until(listener, app, shutdown.clone());
         Ok(FaultProxy {
             url,
             counters: inner.counters.clone(),
@@ -345,7 +336,15 @@ pub fn error_answer(service: &str, e: &AwsError) -> Response {
         _ => (
             status,
             [
-                ("content-type", "application/x-amz-json-1.0"),
+                // awsJson1.1 for EventBridge and Secrets Manager, 1.0 for DynamoDB and SQS
+                (
+                    "content-type",
+                    if matches!(service, "events" | "secretsmanager") {
+                        "application/x-amz-json-1.1"
+                    } else {
+                        "application/x-amz-json-1.0"
+                    },
+                ),
                 ("x-amzn-query-error", &format!("{};Sender", e.code) as &str),
             ],
             json!({"__type": e.code, "message": message}).to_string(),
