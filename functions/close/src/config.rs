@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use steadfast_aws::clients::{backoff_schedule, identity_rule};
+use steadfast_aws::clients::{backoff_schedule, identity_rule, pipelines};
+use steadfast_aws::metrics::Pipelines;
 use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::{Backoff, IdentityRule};
 
@@ -23,6 +24,8 @@ pub struct Config {
     pub identity: IdentityRule,
     /// Recorded on orders a message probe parks. `SOURCE_NAME`, default `orders`.
     pub source: String,
+    /// The pipeline of each guarded target, for the metrics.
+    pub pipelines: Pipelines,
 }
 
 /// Reads the settings; an error names the variable at fault.
@@ -37,6 +40,7 @@ pub fn config(env: &Env) -> Result<Config, ConfigError> {
         source: env
             .optional("SOURCE_NAME")
             .unwrap_or_else(|| "orders".into()),
+        pipelines: pipelines(env),
     })
 }
 

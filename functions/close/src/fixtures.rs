@@ -32,6 +32,7 @@ pub(crate) fn cfg() -> Config {
         full_concurrency: 5,
         identity: IdentityRule::parse("orders", "/orderId").unwrap(),
         source: "orders".into(),
+        pipelines: steadfast_aws::metrics::Pipelines::of_guarded(&["portal".into()]),
     }
 }
 

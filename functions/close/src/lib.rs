@@ -14,7 +14,10 @@
 //!   `backoff`.
 //! - Watchdog (every minute): reconciles every gate with its mapping and its timers (see
 //!   `shared/domain/src/watchdog.rs`), says what it fixed in a `GateRepaired` event, ends
-//!   ramp-ups that have run their time, and writes `GateHaltedSeconds`.
+//!   ramp-ups that have run their time, and writes `GateHaltedSeconds` and `GateRepairs`.
+//!
+//! A trip that halts counts in `Halts`, a probe run in `Probes`, each for its gate's pipeline
+//! (`steadfast_aws::metrics`).
 //!
 //! Every step is safe to repeat: a crash between two writes leaves a state the next timer, the
 //! async retry or the watchdog completes.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde_json::Value;
+use steadfast_aws::metrics::{Document, Metric};
 use steadfast_domain::ports::*;
 use steadfast_domain::{CloseRequest, Gate, ProbeRequest, Refused};
 use steadfast_runtime::batch::Fate;
@@ -64,13 +65,23 @@ where
         .await
     }
 
-    /// One request, by its kind.
+    /// One request, by its kind. A trip or probe writes its metrics (the watchdog writes its
+    /// own, per gate).
     pub async fn handle(&self, cfg: &Config, request: CloseRequest) -> Result<Done, PortError> {
-        match request {
+        let target = match &request {
+            CloseRequest::Trip(trip) => Some(trip.target.clone()),
+            CloseRequest::Probe(probe) => Some(probe.target.clone()),
+            CloseRequest::Watchdog {} => None,
+        };
+        let done = match request {
             CloseRequest::Trip(trip) => self.trip(cfg, trip).await,
             CloseRequest::Probe(probe) => self.probe(cfg, probe).await,
             CloseRequest::Watchdog {} => self.watch(cfg).await,
+        }?;
+        if let Some(target) = target {
+            metrics(cfg, &target, &done).emit();
         }
+        Ok(done)
     }
 }
 
@@ -109,6 +120,17 @@ impl<G, E, I, S, T, Q, L, P> Ports<G, E, I, S, T, Q, L, P> {
     }
 }
 
+/// The metrics of a trip or probe on `target` that came to `done`: a halt, or a probe run
+/// (whatever it found); nothing for a request that changed nothing.
+pub(crate) fn metrics(cfg: &Config, target: &str, done: &Done) -> Document {
+    let d = Document::new(cfg.pipelines.of(target), target);
+    match done {
+        Done::Halted { .. } => d.count(Metric::Halts, 1u32),
+        Done::Resuming { .. } | Done::StillSick { .. } => d.count(Metric::Probes, 1u32),
+        Done::Watched { .. } | Done::NoOp(_) => d,
+    }
+}
+
 /// A request that changes nothing, logged with why.
 pub(crate) fn no_op(refused: Refused) -> Done {
     info!(reason = %refused, outcome = "no_op", "nothing to do");
@@ -118,6 +140,30 @@ pub(crate) fn no_op(refused: Refused) -> Done {
 #[cfg(test)]
 mod tests {
     use crate::fixtures::*;
+    use steadfast_aws::metrics::{Document, Metric, Pipelines};
+
+    #[test]
+    fn a_halt_and_a_probe_are_counted_for_their_gates_pipeline() {
+        // GIVEN close guarding the orders target and the inbox portal
+        let mut c = cfg();
+        c.pipelines = Pipelines::of_guarded(&["portal".into(), "portal-inbox".into()]);
+        // THEN a halt of the orders gate counts for orders, a probe of the inbox's for inbox
+        assert_eq!(
+            super::metrics(&c, "portal", &Done::Halted { epoch: 1 }),
+            Document::new("orders", "portal").count(Metric::Halts, 1u32)
+        );
+        let still_sick = Done::StillSick {
+            epoch: 1,
+            next_attempt: 2,
+        };
+        assert_eq!(
+            super::metrics(&c, "portal-inbox", &still_sick),
+            Document::new("inbox", "portal-inbox").count(Metric::Probes, 1u32)
+        );
+        // AND a request that changed nothing counts nothing
+        let no_op = super::metrics(&c, "portal", &Done::NoOp("stale".into()));
+        assert!(no_op.lines(0).is_empty());
+    }
 
     #[tokio::test]
     async fn timer_events_from_sqs_are_understood_and_garbage_is_dropped() {

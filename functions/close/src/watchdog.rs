@@ -1,7 +1,9 @@
 //! The watchdog (every minute): reconciles every gate with its mapping and its timers (see
 //! `shared/domain/src/watchdog.rs`), says what it fixed in a `GateRepaired` event, ends
-//! ramp-ups that have run their time, and writes `GateHaltedSeconds`.
+//! ramp-ups that have run their time, and writes each gate's `GateHaltedSeconds` and
+//! `GateRepairs`.
 
+use steadfast_aws::metrics::{Document, Metric};
 use steadfast_aws::now_ms;
 use steadfast_domain::ports::*;
 use steadfast_domain::watchdog::{self, Fix};
@@ -49,20 +51,41 @@ where
             cfg.grace.as_millis() as u64,
             cfg.ramp.as_millis() as u64,
         );
-        steadfast_aws::metrics::gate_halted_seconds(target, verdict.halted_seconds);
-        let mut done = Vec::new();
-        for fix in &verdict.fixes {
-            match self.apply(cfg, target, switch, &gate, *fix, now).await? {
-                Some(true) => done.push(*fix),
-                Some(false) => {}
-                None => break,
-            }
-        }
+        let applied = self
+            .apply_all(cfg, target, switch, &gate, &verdict.fixes, now)
+            .await;
+        let repairs = applied.as_ref().map_or(0, Vec::len) as u64;
+        Document::new(cfg.pipelines.of(target), target)
+            .gauge(Metric::GateHaltedSeconds, verdict.halted_seconds)
+            .count(Metric::GateRepairs, repairs)
+            .emit();
+        let done = applied?;
         if !done.is_empty() {
             self.repaired(target, &gate, &done).await;
         }
         if verdict.end_ramp {
             self.end_ramp(cfg, &gate, now).await?;
+        }
+        Ok(done)
+    }
+
+    /// Applies the fixes in turn, until one finds the gate changed meanwhile; the ones applied.
+    async fn apply_all(
+        &self,
+        cfg: &Config,
+        target: &str,
+        switch: Option<&S>,
+        gate: &Gate,
+        fixes: &[Fix],
+        now: u64,
+    ) -> Result<Vec<Fix>, PortError> {
+        let mut done = Vec::new();
+        for fix in fixes {
+            match self.apply(cfg, target, switch, gate, *fix, now).await? {
+                Some(true) => done.push(*fix),
+                Some(false) => {}
+                None => break,
+            }
         }
         Ok(done)
     }

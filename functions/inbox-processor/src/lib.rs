@@ -16,6 +16,9 @@
 //! asked to halt it; the record whose failures decided it waits for its retry time (its claim
 //! counted) and every other record not delivered is released, its claim not counted. A sweep
 //! stops taking pages once the invocation has only its reserve left.
+//!
+//! Each run writes its metrics for the portal's gate (`steadfast_aws::metrics`): `Delivered`,
+//! `Retries`, `ClaimConflicts` (claims skipped, leases lost) and `RecordsFailed`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -23,6 +26,7 @@ use std::time::Instant;
 use futures::future::join_all;
 use serde::Serialize;
 use serde_json::Value;
+use steadfast_aws::metrics::{Document, Metric};
 use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::inbox::InboxRecord;
 use steadfast_domain::lease::{Claimed, Settle, Settled};
@@ -101,8 +105,21 @@ pub struct Tally {
     pub failed: u32,
     pub lost_leases: u32,
     pub api_calls: u32,
+    /// Calls that repeated a failed call for the same record.
+    pub retries: u32,
     pub tripped: bool,
     pub errors: u32,
+}
+
+impl Tally {
+    /// The run's metrics for `target`, the portal's gate (see `steadfast_aws::metrics`).
+    pub fn metrics(&self, target: &str) -> Document {
+        Document::new("inbox", target)
+            .count(Metric::Delivered, self.delivered)
+            .count(Metric::Retries, self.retries)
+            .count(Metric::ClaimConflicts, self.skipped + self.lost_leases)
+            .count(Metric::RecordsFailed, self.failed)
+    }
 }
 
 impl<S, G, E, I, T> Ports<S, G, E, I, T>
@@ -147,7 +164,7 @@ where
             (!t.tripped && in_time).then_some((t.claimed - before) as usize)
         })
         .await;
-        steadfast_aws::metrics::records_failed("inbox", tally.failed);
+        tally.metrics(&cfg.target).emit();
         info!(pipeline = "inbox", ?tally, "processor run done");
         tally
     }
@@ -303,6 +320,7 @@ where
         })
         .await;
         tally.api_calls += calls.made;
+        tally.retries += calls.retries;
         for (c, how, written) in delivered.into_inner().unwrap_or_else(|e| e.into_inner()) {
             count(c, &how, written, tally);
         }

@@ -192,6 +192,13 @@ async fn a_record_that_fails_while_others_are_delivered_retries_later_without_a_
     let t = p.run(&cfg(), Trigger::Sweep, || 10, "t", later()).await;
     assert!(!t.tripped, "{t:?}");
     assert_eq!((t.delivered, t.retried), (2, 1), "{t:?}");
+    // AND the run's metrics: two delivered, the failing record's second call a retry
+    assert_eq!(
+        t.metrics("portal-inbox"),
+        Document::new("inbox", "portal-inbox")
+            .count(Metric::Delivered, 2u32)
+            .count(Metric::Retries, 1u32)
+    );
     let failing = p.store.get("customer/0").unwrap();
     assert_eq!(failing.status, Status::ToBeProcessed);
     assert!(failing.last_error.unwrap().contains("HTTP 500"));

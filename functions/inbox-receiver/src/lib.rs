@@ -8,9 +8,12 @@
 //! conditional on what was read (absent, or the same version and status), and a refused write
 //! reads again and decides again, so concurrent copies never lose a change. A message whose
 //! store or parking failed goes back to the queue; the rest of the batch is not affected.
+//! The batch's dropped copies and parked messages are counted in the metrics
+//! (`DuplicatesDropped`, `StaleDropped`, `Parked`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Serialize;
+use steadfast_aws::metrics::{Document, Metric};
 use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::inbox::{merge, InboxConfig, Incoming, Merge};
 use steadfast_domain::lease::shard_of;
@@ -28,6 +31,9 @@ pub struct Config {
     pub source: String,
     /// Shards of the due index. `INBOX_SHARDS`, default 4.
     pub shards: u32,
+    /// The inbox portal's gate, the metrics' target: `INBOX_TARGET_NAME`, default
+    /// `portal-inbox` (as the inbox processor's).
+    pub target: String,
 }
 
 impl Config {
@@ -38,6 +44,9 @@ impl Config {
                 .optional("INBOX_SOURCE_NAME")
                 .unwrap_or_else(|| "erp-records".into()),
             shards: steadfast_aws::inbox::shards_from(env)?,
+            target: env
+                .optional("INBOX_TARGET_NAME")
+                .unwrap_or_else(|| "portal-inbox".into()),
         })
     }
 }
@@ -58,6 +67,16 @@ pub struct Tally {
     pub stale: u32,
     pub parked: u32,
     pub handed_back: u32,
+}
+
+impl Tally {
+    /// The batch's metrics for `target`, the inbox portal's gate (see `steadfast_aws::metrics`).
+    pub fn metrics(&self, target: &str) -> Document {
+        Document::new("inbox", target)
+            .count(Metric::DuplicatesDropped, self.duplicates)
+            .count(Metric::StaleDropped, self.stale)
+            .count(Metric::Parked, self.parked)
+    }
 }
 
 impl<S: InboxStore, P: Parking, E: EventBus> Ports<S, P, E> {
@@ -81,6 +100,7 @@ impl<S: InboxStore, P: Parking, E: EventBus> Ports<S, P, E> {
             handed_back: counts.handed_back,
         };
         info!(pipeline = "inbox", ?tally, "batch done");
+        tally.metrics(&cfg.target).emit();
         (response, tally)
     }
 
@@ -177,6 +197,7 @@ mod tests {
             .unwrap(),
             source: "erp-records".into(),
             shards: 4,
+            target: "portal-inbox".into(),
         }
     }
 
@@ -219,6 +240,10 @@ mod tests {
             .await;
         assert!(r.batch_item_failures.is_empty());
         assert_eq!((t.new, t.duplicates), (1, 2));
+        assert_eq!(
+            t.metrics("portal-inbox").total(Metric::DuplicatesDropped),
+            2
+        );
         let (_, t) = p
             .handle(
                 &cfg(),
@@ -230,6 +255,10 @@ mod tests {
             )
             .await;
         assert_eq!((t.changed, t.stale), (1, 1));
+        assert_eq!(
+            t.metrics("portal-inbox"),
+            Document::new("inbox", "portal-inbox").count(Metric::StaleDropped, 1u32)
+        );
         let stored = p.store.get("customer/C1").unwrap();
         assert_eq!(stored.record.version, 2);
         assert!(stored.record.record.contains("Ada L."));
@@ -315,6 +344,7 @@ mod tests {
             .await;
         assert!(r.batch_item_failures.is_empty());
         assert_eq!((t.parked, t.new), (3, 1));
+        assert_eq!(t.metrics("portal-inbox").total(Metric::Parked), 3);
         let parked = p.parking.all();
         let reasons: Vec<&str> = parked.iter().map(|m| m.reason.as_str()).collect();
         assert!(reasons[0].starts_with("body is not valid JSON"));

@@ -10,9 +10,12 @@
 //!
 //! A ramp-up request (from the processor once `RAMP_UP_SUCCESSES` deliveries went through, or
 //! the watchdog once `RAMP_UP_SECONDS` passed) raises the mapping to its full concurrency.
+//!
+//! A resume counts in `Resumes`, for its gate's pipeline (`steadfast_aws::metrics`).
 
 use std::collections::BTreeMap;
 
+use steadfast_aws::metrics::{Document, Metric, Pipelines};
 use steadfast_domain::ports::*;
 use steadfast_domain::{FlowEvent, OpenRequest, ProbeRequest};
 use tracing::{info, warn};
@@ -23,6 +26,8 @@ pub struct Config {
     pub ramp_concurrency: u32,
     /// MaximumConcurrency once ramped up. `DELIVERY_CONCURRENCY`, default 5.
     pub full_concurrency: u32,
+    /// The pipeline of each guarded target, for the metrics.
+    pub pipelines: Pipelines,
 }
 
 impl Config {
@@ -31,6 +36,7 @@ impl Config {
         Ok(Config {
             ramp_concurrency: env.whole_in("RAMP_UP_CONCURRENCY", 2, 2, u64::from(full))? as u32,
             full_concurrency: full,
+            pipelines: steadfast_aws::clients::pipelines(env),
         })
     }
 }
@@ -123,7 +129,9 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
         if let Err(e) = self.events.emit(&event).await {
             warn!(error = %e, "FlowResumed event not emitted");
         }
-        Ok(Done::Resumed { epoch: gate.epoch })
+        let done = Done::Resumed { epoch: gate.epoch };
+        metrics(cfg, &gate.target, &done).emit();
+        Ok(done)
     }
 
     async fn ramp_up(
@@ -149,6 +157,15 @@ impl<G: GateStore, S: FlowSwitch, E: EventBus, M: Timers> Ports<G, S, E, M> {
     }
 }
 
+/// The metrics of a request on `target` that came to `done`: a resume; nothing otherwise.
+pub fn metrics(cfg: &Config, target: &str, done: &Done) -> Document {
+    let d = Document::new(cfg.pipelines.of(target), target);
+    match done {
+        Done::Resumed { .. } => d.count(Metric::Resumes, 1u32),
+        Done::RampedUp { .. } | Done::NoOp(_) => d,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +187,7 @@ mod tests {
         Config {
             ramp_concurrency: 2,
             full_concurrency: 5,
+            pipelines: Pipelines::of_guarded(&["portal".into(), "portal-inbox".into()]),
         }
     }
 
@@ -218,6 +236,21 @@ mod tests {
             1,
             "pending schedule removed"
         );
+    }
+
+    #[test]
+    fn a_resume_counts_for_its_gates_pipeline_and_nothing_else_does() {
+        let resumed = Done::Resumed { epoch: 1 };
+        assert_eq!(
+            metrics(&cfg(), "portal-inbox", &resumed),
+            Document::new("inbox", "portal-inbox").count(Metric::Resumes, 1u32)
+        );
+        assert_eq!(
+            metrics(&cfg(), "portal", &resumed).total(Metric::Resumes),
+            1
+        );
+        let ramped = metrics(&cfg(), "portal", &Done::RampedUp { epoch: 1 });
+        assert!(ramped.lines(0).is_empty());
     }
 
     #[tokio::test]

@@ -9,9 +9,14 @@
 //! calls of at most ten entries, and settled by the result of its own entry: `Processed`, or
 //! back to `ToBeProcessed` with a backoff, or `Failed` with an alert once attempts run out.
 //! Settling is conditional on the claim token, so a relay that lost its lease writes nothing.
+//!
+//! Each run writes its metrics for the bus (`steadfast_aws::metrics`): `Delivered` (records
+//! published), `RelayLagMs` (written → published, per record), `ClaimConflicts` (claims
+//! skipped, leases lost) and `RecordsFailed`.
 
 use futures::future::join_all;
 use serde::Serialize;
+use steadfast_aws::metrics::{Document, Metric};
 use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::lease::{Claimed, Settle, Settled};
 use steadfast_domain::outbox::{batches, failed_detail, OutboxRecord, RelayPolicy, RECORD_FAILED};
@@ -26,6 +31,8 @@ pub struct Config {
     pub shards: u32,
     /// Records claimed per sweep at most. `OUTBOX_SWEEP_LIMIT`, default 1000.
     pub sweep_limit: usize,
+    /// The bus the records go to, the metrics' target: `EVENT_BUS_NAME`, default `default`.
+    pub target: String,
 }
 
 impl Config {
@@ -56,6 +63,9 @@ impl Config {
             },
             shards: steadfast_aws::outbox::shards_from(env)?,
             sweep_limit: env.whole_in("OUTBOX_SWEEP_LIMIT", 1000, 1, 100_000)? as usize,
+            target: env
+                .optional("EVENT_BUS_NAME")
+                .unwrap_or_else(|| "default".into()),
         })
     }
 }
@@ -88,6 +98,20 @@ pub struct Tally {
     pub lost_leases: u32,
     pub alerts: u32,
     pub errors: u32,
+    /// Per published record, written → published (for the metrics, not the answer).
+    #[serde(skip)]
+    pub lags_ms: Vec<u64>,
+}
+
+impl Tally {
+    /// The run's metrics for `target`, the bus (see `steadfast_aws::metrics`).
+    pub fn metrics(&self, target: &str) -> Document {
+        Document::new("outbox", target)
+            .count(Metric::Delivered, self.published)
+            .samples(Metric::RelayLagMs, self.lags_ms.iter().copied())
+            .count(Metric::ClaimConflicts, self.skipped + self.lost_leases)
+            .count(Metric::RecordsFailed, self.failed)
+    }
 }
 
 impl<O: LeasedStore<Record = OutboxRecord>, B: Publisher> Ports<O, B> {
@@ -111,7 +135,7 @@ impl<O: LeasedStore<Record = OutboxRecord>, B: Publisher> Ports<O, B> {
             Some((t.claimed - before) as usize)
         })
         .await;
-        steadfast_aws::metrics::records_failed("outbox", tally.failed);
+        tally.metrics(&cfg.target).emit();
         info!(
             pipeline = "outbox",
             from_stream = tally.from_stream,
@@ -230,6 +254,7 @@ fn count_settle(
             tally.published += 1;
             // Relay lag: written → published.
             let lag_ms = at_ms.saturating_sub(c.record.created_at_ms);
+            tally.lags_ms.push(lag_ms);
             info!(pipeline = "outbox", id = %c.id, event_id = %c.record.event_id, attempts = c.attempts, lag_ms, outcome = "published");
             None
         }

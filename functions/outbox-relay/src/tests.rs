@@ -27,6 +27,7 @@ fn cfg() -> Config {
         },
         shards: 4,
         sweep_limit: 1000,
+        target: "bus".into(),
     }
 }
 
@@ -143,6 +144,15 @@ async fn an_entry_the_bus_refuses_as_malformed_ends_failed_at_once_with_an_alert
     *p.bus.malformed.lock().unwrap() = Some(r#""applicationId":"A-1""#.into());
     let t = p.run(&cfg(), Trigger::Sweep, || 1_000, "t").await;
     assert_eq!((t.published, t.failed, t.alerts, t.retried), (2, 1, 1, 0));
+    // AND the run's metrics: two published a second after they were written, one failed
+    let m = t.metrics("bus");
+    assert_eq!(
+        m,
+        Document::new("outbox", "bus")
+            .count(Metric::Delivered, 2u32)
+            .samples(Metric::RelayLagMs, [1_000, 1_000])
+            .count(Metric::RecordsFailed, 1u32)
+    );
     let r = p.outbox.get("A-1").unwrap();
     assert_eq!((r.status, r.attempts), (Status::Failed, 1));
     assert!(r.last_error.unwrap().contains("MalformedDetail"));
@@ -161,6 +171,11 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_cannot_settle() {
         .unwrap();
     let t = p.run(&c, Trigger::Sweep, || 5_000, "live").await;
     assert_eq!(t.claimed, 0, "lease still held");
+    // A stream event naming the held record meets the other relay's claim: a conflict.
+    let held = Trigger::Records(vec!["A-0".into()]);
+    let t = p.run(&c, held, || 5_000, "live").await;
+    assert_eq!((t.claimed, t.skipped), (0, 1));
+    assert_eq!(t.metrics("bus").total(Metric::ClaimConflicts), 1);
     let t = p.run(&c, Trigger::Sweep, || 11_001, "live").await;
     assert_eq!(t.published, 1);
     let r = p.outbox.get("A-0").unwrap();

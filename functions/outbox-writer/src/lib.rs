@@ -5,9 +5,11 @@
 //! invalid one is parked with every reason; a valid one is written with its outbox record in
 //! one transaction that only succeeds for a new application id (a resubmission writes
 //! nothing). A message whose store or parking failed goes back to the queue (batch item
-//! failure); the rest of the batch is not affected.
+//! failure); the rest of the batch is not affected. The batch's parked messages and
+//! resubmissions are counted in the metrics (`Parked`, `DuplicatesDropped`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use steadfast_aws::metrics::{Document, Metric};
 use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::outbox::{application_detail, NewRecord, APPLICATION_RECEIVED};
 use steadfast_domain::ports::{ApplicationStore, EventBus, Parking, Stored};
@@ -19,6 +21,8 @@ pub struct Config {
     pub source: String,
     /// Shards of the due index. `OUTBOX_SHARDS`, default 8.
     pub shards: u32,
+    /// Where the outbox's events go, the metrics' target: `EVENT_BUS_NAME`, default `default`.
+    pub target: String,
 }
 
 impl Config {
@@ -28,6 +32,9 @@ impl Config {
                 .optional("OUTBOX_SOURCE_NAME")
                 .unwrap_or_else(|| "applications".into()),
             shards: steadfast_aws::outbox::shards_from(env)?,
+            target: env
+                .optional("EVENT_BUS_NAME")
+                .unwrap_or_else(|| "default".into()),
         })
     }
 }
@@ -44,6 +51,15 @@ pub struct Tally {
     pub resubmissions: u32,
     pub parked: u32,
     pub handed_back: u32,
+}
+
+impl Tally {
+    /// The batch's metrics for `target`, the event bus (see `steadfast_aws::metrics`).
+    pub fn metrics(&self, target: &str) -> Document {
+        Document::new("outbox", target)
+            .count(Metric::Parked, self.parked)
+            .count(Metric::DuplicatesDropped, self.resubmissions)
+    }
 }
 
 impl<A: ApplicationStore, P: Parking, E: EventBus> Ports<A, P, E> {
@@ -67,6 +83,7 @@ impl<A: ApplicationStore, P: Parking, E: EventBus> Ports<A, P, E> {
             handed_back: counts.handed_back,
         };
         info!(pipeline = "outbox", ?tally, "batch done");
+        tally.metrics(&cfg.target).emit();
         (response, tally)
     }
 
@@ -154,6 +171,7 @@ mod tests {
     const CFG: Config = Config {
         source: String::new(),
         shards: 8,
+        target: String::new(),
     };
 
     #[tokio::test]
@@ -180,6 +198,7 @@ mod tests {
         let (r, t) = p.handle(&CFG, event(&[app("A-1")]), || 2_000).await;
         assert!(r.batch_item_failures.is_empty());
         assert_eq!((t.stored, t.resubmissions), (0, 1));
+        assert_eq!(t.metrics("bus").total(Metric::DuplicatesDropped), 1);
         assert_eq!(p.store.stored.lock().unwrap()["A-1"].1.created_at_ms, 1_000);
     }
 
@@ -197,6 +216,10 @@ mod tests {
             .await;
         assert!(r.batch_item_failures.is_empty());
         assert_eq!((t.stored, t.parked), (1, 2));
+        assert_eq!(
+            t.metrics("steadfast-bus"),
+            Document::new("outbox", "steadfast-bus").count(Metric::Parked, 2u32)
+        );
         let parked = p.parking.0.lock().unwrap();
         assert!(parked[0].reason.starts_with("not JSON"));
         assert!(

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use steadfast_aws::metrics::{Document, Metric};
 use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::ports::*;
 use steadfast_domain::{
@@ -95,7 +96,20 @@ pub struct Tally {
     pub parked: u32,
     pub handed_back: u32,
     pub api_calls: u32,
+    /// Calls that repeated a failed call for the same order.
+    pub retries: u32,
     pub tripped: bool,
+}
+
+impl Tally {
+    /// The batch's metrics for `target` (see `steadfast_aws::metrics`).
+    pub fn metrics(&self, target: &str) -> Document {
+        Document::new("orders", target)
+            .count(Metric::Delivered, self.delivered)
+            .count(Metric::DuplicatesDropped, self.duplicates_skipped)
+            .count(Metric::Parked, self.parked)
+            .count(Metric::Retries, self.retries)
+    }
 }
 
 use steadfast_aws::now_ms;
@@ -211,9 +225,11 @@ where
             parked: counts.parked,
             handed_back: counts.handed_back,
             api_calls: calls.made,
+            retries: calls.retries,
             tripped,
         };
-        info!(target_api = %cfg.target, delivered = tally.delivered, duplicates = tally.duplicates_skipped, parked = tally.parked, handed_back = tally.handed_back, api_calls = tally.api_calls, tripped = tally.tripped, "batch done");
+        info!(target_api = %cfg.target, delivered = tally.delivered, duplicates = tally.duplicates_skipped, parked = tally.parked, handed_back = tally.handed_back, api_calls = tally.api_calls, retries = tally.retries, tripped = tally.tripped, "batch done");
+        tally.metrics(&cfg.target).emit();
         (response, tally)
     }
 

@@ -123,6 +123,7 @@ async fn a_failing_target_halts_the_flow_and_the_rest_is_handed_back_unattempted
     assert_eq!(failed(&r), vec!["m0", "m1", "m2"]);
     assert!(tally.tripped);
     assert_eq!(p.target.calls(), vec!["orders/1", "orders/1", "orders/2"]);
+    assert_eq!(tally.retries, 1, "order 1's second call");
     assert_eq!(p.events.types(), vec!["DeliveryFailed"]);
     assert!(matches!(
         p.invoker.all().as_slice(),
@@ -223,6 +224,14 @@ async fn refusals_bad_input_and_over_long_identities_are_parked_and_the_batch_go
         Some("arn:aws:sqs:us-east-1:000000000000:orders")
     );
     assert_eq!(p.target.calls(), vec!["orders/1", "orders/4"]);
+    // AND the batch's metrics say so, for the orders pipeline and its target
+    let m = tally.metrics("portal");
+    assert_eq!(
+        m,
+        Document::new("orders", "portal")
+            .count(Metric::Parked, 4u32)
+            .count(Metric::Delivered, 1u32)
+    );
 }
 
 #[tokio::test]
@@ -331,6 +340,7 @@ async fn identities_in_the_ledger_or_earlier_in_the_batch_are_not_sent_again() {
         .await;
     assert!(failed(&r).is_empty());
     assert_eq!(tally.duplicates_skipped, 2);
+    assert_eq!(tally.metrics("portal").total(Metric::DuplicatesDropped), 2);
     assert_eq!(p.target.calls(), vec!["orders/2"]);
 }
 

@@ -75,6 +75,12 @@ pub fn guarded_names(env: &Env) -> Vec<String> {
     names
 }
 
+/// The pipeline of each guarded target ([`guarded_names`]), for the metrics of the functions
+/// that serve every gate.
+pub fn pipelines(env: &Env) -> crate::metrics::Pipelines {
+    crate::metrics::Pipelines::of_guarded(&guarded_names(env))
+}
+
 /// `IDENTITY_NAMESPACE` (default `orders`) and `IDENTITY_POINTERS` (default `/orderId`).
 pub fn identity_rule(env: &Env) -> Result<IdentityRule, ConfigError> {
     let pointers = env

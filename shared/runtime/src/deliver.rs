@@ -31,6 +31,8 @@ pub struct Item<'a, T> {
 pub struct Calls {
     pub made: u32,
     pub delivered: u32,
+    /// Calls that repeated a failed call for the same item.
+    pub retries: u32,
 }
 
 /// Delivers `items` as the judge decides; `answered(index, attempt, outcome)` runs after each
@@ -68,6 +70,9 @@ where
             } => {
                 let item = &items[index];
                 calls.made += 1;
+                if attempt > 1 {
+                    calls.retries += 1;
+                }
                 let outcome = item.target.deliver(item.key, item.body, timeout).await;
                 if matches!(outcome, Outcome::Delivered { .. }) {
                     calls.delivered += 1;
@@ -217,6 +222,8 @@ mod tests {
         .await;
         let trip = run.trip().expect("halt").clone();
         assert!(calls.made <= 3 && calls.delivered == 0, "{calls:?}");
+        let first_calls = seen.iter().filter(|(_, attempt)| *attempt == 1).count() as u32;
+        assert_eq!(calls.retries, calls.made - first_calls, "{seen:?}");
         assert_eq!(seen.len() as u32, calls.made);
         assert!(
             run.fates().iter().all(|f| *f == Fate::HandBack),
