@@ -67,6 +67,10 @@ pub struct OutboxRecord {
     /// The event detail, JSON text.
     pub detail: String,
     pub created_at_ms: u64,
+    /// When an operator made the `Failed` record due again (`steadfast requeue`): its retry
+    /// window starts over from then.
+    #[serde(default)]
+    pub requeued_at_ms: Option<u64>,
 }
 
 impl Leased for OutboxRecord {}
@@ -76,7 +80,8 @@ impl Leased for OutboxRecord {}
 pub struct RelayPolicy {
     /// The backoff between publish attempts (2 s doubling to at most 5 min) and the lease.
     pub lease: LeasePolicy,
-    /// How long a record is retried before it is `Failed` (counted from when it was written).
+    /// How long a record is retried before it is `Failed` (counted from when it was written,
+    /// or requeued).
     /// Default 24 h: a bus in trouble for hours loses nothing and needs nobody.
     pub window: Duration,
     /// How long `Processed` records are kept before TTL removes them.
@@ -108,10 +113,11 @@ impl RelayPolicy {
     }
 
     fn expired(&self, c: &Claimed<OutboxRecord>, now_ms: u64) -> bool {
-        now_ms
-            >= c.record
-                .created_at_ms
-                .saturating_add(self.window.as_millis() as u64)
+        let from = c
+            .record
+            .created_at_ms
+            .max(c.record.requeued_at_ms.unwrap_or(0));
+        now_ms >= from.saturating_add(self.window.as_millis() as u64)
     }
 
     /// How to settle `c` after its publish attempt gave `result`: `Processed`; `Failed` when
@@ -232,6 +238,7 @@ mod tests {
                 detail_type: APPLICATION_RECEIVED.into(),
                 detail: "{}".into(),
                 created_at_ms: 0,
+                requeued_at_ms: None,
             },
         }
     }
@@ -303,6 +310,11 @@ mod tests {
         ));
         assert_eq!(p.give_up(&claimed(9), 59_999), None);
         assert!(p.give_up(&claimed(9), 60_000).is_some());
+        // requeued by an operator at 100 s: a new window from then
+        let mut requeued = claimed(1);
+        requeued.record.requeued_at_ms = Some(100_000);
+        assert_eq!(p.give_up(&requeued, 159_999), None);
+        assert!(p.give_up(&requeued, 160_000).is_some());
     }
 
     #[test]

@@ -102,6 +102,7 @@ impl MemOutbox {
             detail_type: r.detail_type,
             detail: r.detail,
             created_at_ms: r.created_at_ms,
+            requeued_at_ms: None,
         };
         let row = MemRow::pending(record, r.shard, r.created_at_ms);
         lock(&self.0).insert(r.id, row);
