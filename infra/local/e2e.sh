@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 threads="${TEST_THREADS:-3}"
 if [ "${EMULATOR:-localstack}" = localstack ]; then
-  tests=(--test contract --test breaker --test gate --test inbox --test outbox --test faults --test bad_input --test cli)
+  tests=(--test contract --test breaker --test gate --test inbox --test outbox --test faults --test bad_input --test cli --test logs)
 else
   tests=(--test contract)
 fi

@@ -106,6 +106,24 @@ async fn watch_transitions(
     concurrency
 }
 
+/// A Secrets Manager secret holding a random bearer token for the portal; its ARN.
+async fn token_secret() -> Result<String> {
+    let emu = crate::aws::Emulator::connect(&crate::aws::Emulator::endpoint_from_env()).await;
+    let out = emu
+        .secrets
+        .create_secret()
+        .name(format!(
+            "steadfast-demo-token-{:08x}",
+            rand::random::<u32>()
+        ))
+        .secret_string(format!("tok-{:016x}", rand::random::<u64>()))
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("CreateSecret: {}", crate::aws::describe(&e)))?;
+    out.arn
+        .ok_or_else(|| anyhow::anyhow!("CreateSecret gave no ARN"))
+}
+
 pub async fn run(cfg: DemoConfig) -> Result<Value> {
     if cfg.orders < 20 {
         bail!("--orders must be at least 20 (got {})", cfg.orders);
@@ -115,9 +133,13 @@ pub async fn run(cfg: DemoConfig) -> Result<Value> {
         "  deploying the local stack to LocalStack at {} (CloudFormation; LocalStack runs the functions)…",
         crate::aws::Emulator::endpoint_from_env()
     );
+    // The target's token comes from Secrets Manager, as in production: a real secret flows
+    // through the functions (and must never reach a log line).
+    let token_secret_arn = token_secret().await?;
     let l = Arc::new(
         Local::up(Options {
             prefix: "demo".into(),
+            parameters: [("TargetTokenSecretArn".to_owned(), token_secret_arn.clone())].into(),
             ..Options::default()
         })
         .await?,
@@ -267,6 +289,8 @@ pub async fn run(cfg: DemoConfig) -> Result<Value> {
         .filter(|s| s.path == "/orders" && s.at_ms < down_at && s.status == 503)
         .count();
     let report = json!({
+        "stack": l.stack.name,
+        "token_secret_arn": token_secret_arn,
         "orders_sent": cfg.orders,
         "delivered_unique": delivered_unique,
         "duplicates": duplicates,

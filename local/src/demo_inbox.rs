@@ -189,6 +189,7 @@ pub async fn run(cfg: InboxDemoConfig) -> Result<Value> {
     let resumes = l.count_events("FlowResumed").await?;
     let messages_in = bodies.len() + late.len();
     let report = json!({
+        "stack": l.stack.name,
         "records": expected.len(),
         "messages_in": messages_in,
         "late_copies_in": late.len(),

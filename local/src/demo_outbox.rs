@@ -243,6 +243,7 @@ pub async fn run(cfg: OutboxDemoConfig) -> Result<Value> {
     let c = &l.faults.counters;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let report = json!({
+        "stack": l.stack.name,
         "applications": n,
         "published_unique": published_unique,
         "duplicates_published": duplicates_published,

@@ -297,6 +297,10 @@ async fn stack() -> Result<()> {
         steadfast_local::local::lambda_log_dir().display(),
         l.stack.name
     );
+    println!(
+        "  operate it     cargo run -q -p steadfast-cli -- status   (halt|resume {} , replay parked, ...)",
+        l.stack.name
+    );
     println!("\nWith the AWS CLI (any credentials, region us-east-1):");
     println!("  # send an order");
     println!("  aws --endpoint-url {ep} sqs send-message --queue-url {orders} \\\n      --message-body '{{\"orderId\":\"A-1\",\"sku\":\"SKU-1\",\"quantity\":2}}'");
