@@ -190,6 +190,7 @@ async fn parking_keeps_the_body_unchanged_and_says_why_in_attributes() -> Result
             source: "orders".into(),
             source_arn: Some("arn:aws:sqs:us-east-1:000000000000:orders".into()),
             message_id: "m-1".into(),
+            correlation_id: "flow-1".into(),
             identity: Some("orders/A\u{0}1".into()),
             reason: "HTTP 422: Unprocessable Entity".into(),
             parked_at_ms: 1_700_000_000_000,
@@ -204,6 +205,7 @@ async fn parking_keeps_the_body_unchanged_and_says_why_in_attributes() -> Result
     assert_eq!(a["source"], "orders");
     assert_eq!(a["source_arn"], "arn:aws:sqs:us-east-1:000000000000:orders");
     assert_eq!(a["message_id"], "m-1");
+    assert_eq!(a["correlation_id"], "flow-1");
     assert_eq!(
         a["identity"], "orders/A\u{FFFD}1",
         "a character SQS refuses is replaced"
@@ -393,6 +395,7 @@ async fn events_reach_the_bus_and_every_entry_of_a_batch_is_checked() -> Result<
         target: "portal".into(),
         epoch: 1,
         reason: "test".into(),
+        correlation_id: Some("flow-1".into()),
     })
     .await?;
     let results = EventBridgePublisher {
@@ -445,7 +448,8 @@ async fn the_outbox_store_writes_once_claims_once_and_settles_only_its_own_claim
     };
     let outbox = steadfast_aws::outbox::outbox(e.dynamodb.clone(), outbox_table);
     let now = now_ms();
-    let record = NewRecord::new("APP-1", "Received", r#"{"x":1}"#.into(), now, 1);
+    let record =
+        NewRecord::new("APP-1", "Received", r#"{"x":1}"#.into(), now, 1).correlated("flow-1");
     // one transaction writes both; a resubmission writes nothing
     assert_eq!(
         apps.store("APP-1", &json!({"a": 1}), "m1", &record).await?,
@@ -469,6 +473,7 @@ async fn the_outbox_store_writes_once_claims_once_and_settles_only_its_own_claim
         .claim("APP-1", now + 1, now + 60_000, "tok-a")
         .await?
         .expect("claimed");
+    assert_eq!(claimed.record.correlation_id.as_deref(), Some("flow-1"));
     assert!(outbox
         .claim("APP-1", now + 2, now + 60_000, "tok-b")
         .await?
@@ -572,6 +577,7 @@ async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_ve
     let w1 = InboxWrite {
         incoming: &v1,
         message_id: "m1",
+        correlation_id: "flow-1",
         now_ms: now,
         shard: 0,
     };
@@ -584,10 +590,12 @@ async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_ve
         .claim(&v1.id, now + 1, now + 60_000, "tok")
         .await?
         .expect("claimed");
+    assert_eq!(c.record.correlation_id.as_deref(), Some("flow-1"));
     let in_progress = inbox.current(&v1.id).await?.expect("stored");
     let w2 = InboxWrite {
         incoming: &v2,
         message_id: "m2",
+        correlation_id: "flow-2",
         now_ms: now + 2,
         shard: 0,
     };
@@ -629,6 +637,7 @@ async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_ve
     let w3 = InboxWrite {
         incoming: &v3,
         message_id: "m3",
+        correlation_id: "flow-3",
         now_ms: now + 5,
         shard: 0,
     };
@@ -648,6 +657,11 @@ async fn the_inbox_store_inserts_once_replaces_on_what_it_read_and_settles_by_ve
         .await?
         .expect("version 3 is due at once");
     assert_eq!((c3.record.version, c3.attempts), (3, 1), "attempts reset");
+    assert_eq!(
+        c3.record.correlation_id.as_deref(),
+        Some("flow-3"),
+        "the accepted copy's"
+    );
     Ok(())
 }
 
@@ -671,6 +685,10 @@ async fn the_probe_source_tells_an_empty_queue_from_orders_not_visible_yet() -> 
         panic!("a visible order is taken");
     };
     assert_eq!(q.body, r#"{"orderId":"P-1"}"#);
+    assert_eq!(
+        q.correlation_id, q.message_id,
+        "no sender's id: the message id"
+    );
     assert!(
         matches!(source.take().await?, Taken::Unseen { waiting: 1 }),
         "in flight"
@@ -682,5 +700,28 @@ async fn the_probe_source_tells_an_empty_queue_from_orders_not_visible_yet() -> 
     assert!(again.receive_count >= 2);
     source.done(&again).await?;
     assert_eq!(source.take().await?, Taken::Empty);
+    // An order sent with a `correlation_id` attribute (set here by the parking adapter, as a
+    // sender sets it) is taken with that id.
+    let sender = SqsParking {
+        client: e.sqs.clone(),
+        queue_url: url.clone(),
+    };
+    sender
+        .park(&ParkedMessage {
+            source: "orders".into(),
+            source_arn: None,
+            message_id: "m-0".into(),
+            correlation_id: "flow-1".into(),
+            identity: None,
+            reason: "sent with a correlation id".into(),
+            parked_at_ms: 0,
+            body: r#"{"orderId":"P-2"}"#.into(),
+        })
+        .await?;
+    let Taken::Message(q) = source.take().await? else {
+        panic!("a visible order is taken");
+    };
+    assert_eq!(q.correlation_id, "flow-1", "the sender's correlation id");
+    source.done(&q).await?;
     Ok(())
 }

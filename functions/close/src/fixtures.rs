@@ -66,6 +66,7 @@ pub(crate) fn trip_with(wait_hint_ms: Option<u64>) -> CloseRequest {
         wait_hint_ms,
         manual: false,
         observed_at_ms: None,
+        correlation_id: None,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The message probe (`ProbeMode=message`): one real queued order is delivered as the probe,
-//! so its delivery is the health signal and counts as that order's delivery.
+//! so its delivery is the health signal and counts as that order's delivery. Every line about
+//! a probe order carries its correlation id, read from the queue as the processor reads it.
 
 use std::time::Duration;
 
@@ -113,10 +114,10 @@ where
         match outcome {
             Outcome::Delivered { status } => {
                 if let Err(e) = m.ledger.record(&order.identity, &q.message_id).await {
-                    warn!(identity = %order.identity, error = %e, "ledger write failed");
+                    warn!(identity = %order.identity, correlation_id = %q.correlation_id, error = %e, "ledger write failed");
                 }
                 forget(m, &q).await;
-                info!(message_id = %q.message_id, identity = %order.identity, status, outcome = "delivered", "probe order delivered");
+                info!(message_id = %q.message_id, correlation_id = %q.correlation_id, identity = %order.identity, status, outcome = "delivered", "probe order delivered");
                 return Ok(Some(Health::Healthy(format!(
                     "probe order {} delivered (HTTP {status})",
                     order.identity
@@ -129,7 +130,10 @@ where
             Outcome::Unavailable {
                 reason,
                 retry_after,
-            } => failed.push((q, order.identity, reason, retry_after)),
+            } => {
+                info!(message_id = %q.message_id, correlation_id = %q.correlation_id, identity = %order.identity, reason, outcome = "target_failed", "probe order not delivered");
+                failed.push((q, order.identity, reason, retry_after))
+            }
         }
         Ok(None)
     }
@@ -182,6 +186,7 @@ where
         };
         let parcel = Parcel {
             message_id: &q.message_id,
+            correlation_id: &q.correlation_id,
             body: &q.body,
             source_arn: Some(&q.source_arn),
         };
@@ -196,7 +201,7 @@ where
 /// the ledger (or the target's idempotency check does).
 async fn forget<Q: ProbeSource, L, P>(m: &MessageProbe<Q, L, P>, q: &Queued) {
     if let Err(e) = m.source.done(q).await {
-        warn!(message_id = %q.message_id, error = %e, "delivered probe order not deleted; it comes back and is found delivered");
+        warn!(message_id = %q.message_id, correlation_id = %q.correlation_id, error = %e, "delivered probe order not deleted; it comes back and is found delivered");
     }
 }
 
@@ -212,13 +217,15 @@ async fn put_back<Q: ProbeSource, L: Ledger, P>(
             // Another order went through: this one failed on its own.
             match m.ledger.strike(identity).await {
                 Ok(n) => {
-                    info!(message_id = %q.message_id, identity, strikes = n, reason, "probe order failed on its own")
+                    info!(message_id = %q.message_id, correlation_id = %q.correlation_id, identity, strikes = n, reason, "probe order failed on its own")
                 }
-                Err(e) => warn!(identity, error = %e, "strike not counted"),
+                Err(e) => {
+                    warn!(identity, correlation_id = %q.correlation_id, error = %e, "strike not counted")
+                }
             }
         }
         if let Err(e) = m.source.release(q).await {
-            warn!(message_id = %q.message_id, error = %e, "probe order not released; it returns after its visibility timeout");
+            warn!(message_id = %q.message_id, correlation_id = %q.correlation_id, error = %e, "probe order not released; it returns after its visibility timeout");
         }
     }
 }
@@ -289,10 +296,14 @@ mod tests {
             Done::StillSick { .. }
         ));
         let m = p.messages.as_ref().unwrap();
-        let parked: Vec<String> = m.parking.all().into_iter().map(|x| x.reason).collect();
+        let all = m.parking.all();
+        let parked: Vec<&str> = all.iter().map(|x| x.reason.as_str()).collect();
         assert_eq!(parked.len(), 2, "{parked:?}");
         assert!(parked[1].contains("422"));
         assert_eq!(m.source.left(), 1, "P-2 is back in the queue");
+        // AND each parked order keeps the correlation id it was queued with
+        let ids: Vec<&str> = all.iter().map(|x| x.correlation_id.as_str()).collect();
+        assert_eq!(ids, vec!["c-q0", "c-q1"]);
     }
 
     #[tokio::test]

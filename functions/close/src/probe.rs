@@ -45,7 +45,7 @@ where
         let gate = self.gates.load(&probe.target).await?;
         let probing = match gate.begin_probe(probe.epoch, probe.attempt, now_ms()) {
             Ok(n) => n,
-            Err(refused) => return Ok(no_op(refused)),
+            Err(refused) => return Ok(no_op(refused, None)),
         };
         if !self.gates.save(&probing).await? {
             return Ok(Done::NoOp("a concurrent probe won".into()));

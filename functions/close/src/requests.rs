@@ -8,7 +8,7 @@ use serde_json::Value;
 use steadfast_aws::metrics::{Document, Metric};
 use steadfast_domain::ports::*;
 use steadfast_domain::{CloseRequest, Gate, ProbeRequest, Refused};
-use steadfast_runtime::batch::Fate;
+use steadfast_runtime::batch::{correlation_id, Fate};
 use tracing::{info, warn};
 
 use crate::{Config, Done, Ports};
@@ -47,17 +47,18 @@ where
     pub async fn handle_timers(&self, cfg: &Config, event: SqsEvent) -> SqsBatchResponse {
         steadfast_runtime::batch::each(&event.records, |record| async move {
             let id = record.message_id.as_deref().unwrap_or_default();
+            let correlation_id = correlation_id(record);
             let probe: ProbeRequest = match serde_json::from_str(record.body.as_deref().unwrap_or("")) {
                 Ok(p) => p,
                 Err(e) => {
-                    warn!(message_id = id, error = %e, outcome = "dropped", "timer message is not a probe request");
+                    warn!(message_id = id, correlation_id, error = %e, outcome = "dropped", "timer message is not a probe request");
                     return Fate::Done("dropped");
                 }
             };
             match self.handle(cfg, CloseRequest::Probe(probe)).await {
                 Ok(_) => Fate::Done("probed"),
                 Err(e) => {
-                    warn!(message_id = id, error = %e, "probe failed on an AWS error; timer handed back");
+                    warn!(message_id = id, correlation_id, error = %e, "probe failed on an AWS error; timer handed back");
                     Fate::HandBack
                 }
             }
@@ -131,9 +132,10 @@ pub(crate) fn metrics(cfg: &Config, target: &str, done: &Done) -> Document {
     }
 }
 
-/// A request that changes nothing, logged with why.
-pub(crate) fn no_op(refused: Refused) -> Done {
-    info!(reason = %refused, outcome = "no_op", "nothing to do");
+/// A request that changes nothing, logged with why (and, for a trip, the correlation id of
+/// the message whose failures asked for it).
+pub(crate) fn no_op(refused: Refused, correlation_id: Option<&str>) -> Done {
+    info!(reason = %refused, correlation_id, outcome = "no_op", "nothing to do");
     Done::NoOp(refused.to_string())
 }
 
@@ -191,6 +193,7 @@ mod tests {
                     wait_hint_ms: None,
                     manual: false,
                     observed_at_ms: None,
+                    correlation_id: None,
                 }),
             )
             .await

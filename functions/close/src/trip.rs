@@ -25,7 +25,7 @@ where
         self.known(&trip.target)?;
         let gate = self.gates.load(&trip.target).await?;
         if let Some(refused) = gate.outdated(trip.observed_at_ms) {
-            return Ok(no_op(refused));
+            return Ok(no_op(refused, trip.correlation_id.as_deref()));
         }
         let now = now_ms();
         let mut next = match gate.trip(
@@ -35,7 +35,7 @@ where
             cfg.relapse.as_millis() as u64,
         ) {
             Ok(n) => n,
-            Err(refused) => return Ok(no_op(refused)),
+            Err(refused) => return Ok(no_op(refused, trip.correlation_id.as_deref())),
         };
         if !trip.manual {
             let announced = trip.wait_hint_ms.map(Duration::from_millis);
@@ -49,8 +49,11 @@ where
     }
 
     /// The halt is stored: log it, switch the mapping off, say so, and start the probe chain.
+    /// The log line and `FlowHalted` carry the correlation id of the message whose failures
+    /// halted the flow (none for an operator's halt).
     async fn halted(&self, trip: &TripRequest, next: &Gate) -> Result<(), PortError> {
-        warn!(target_api = %trip.target, epoch = next.epoch, attempt = next.attempt, manual = trip.manual, next_probe_at_ms = next.next_probe_at_ms, reason = %trip.reason, outcome = "halted", "flow halted");
+        let correlation_id = trip.correlation_id.as_deref();
+        warn!(target_api = %trip.target, epoch = next.epoch, attempt = next.attempt, manual = trip.manual, next_probe_at_ms = next.next_probe_at_ms, correlation_id, reason = %trip.reason, outcome = "halted", "flow halted");
         // The gate already stops deliveries; disabling the mapping only saves the polling. A
         // failure here must not keep the probe chain from starting.
         self.set_switch(&trip.target, false, None).await;
@@ -58,9 +61,10 @@ where
             target: trip.target.clone(),
             epoch: next.epoch,
             reason: trip.reason.clone(),
+            correlation_id: trip.correlation_id.clone(),
         };
         if let Err(e) = self.events.emit(&halted).await {
-            warn!(error = %e, "FlowHalted event not emitted");
+            warn!(correlation_id, error = %e, "FlowHalted event not emitted");
         }
         if !next.manual {
             self.invoker.backoff(&Self::timer_of(next)).await?;
@@ -103,6 +107,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_halt_event_names_the_message_whose_failures_halted_the_flow() {
+        let p = ports(ScriptedTarget::always(sick()));
+        let CloseRequest::Trip(mut request) = trip() else {
+            unreachable!()
+        };
+        request.correlation_id = Some("flow-7".into());
+        p.handle(&cfg(), CloseRequest::Trip(request)).await.unwrap();
+        let events = p.events.0.lock().unwrap().clone();
+        assert!(
+            matches!(&events[..], [FlowEvent::FlowHalted { correlation_id: Some(c), .. }] if c == "flow-7"),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn an_announced_wait_moves_the_first_probe() {
         let p = ports(ScriptedTarget::always(sick()));
         p.handle(&cfg(), trip_with(Some(120_000))).await.unwrap();
@@ -136,6 +155,7 @@ mod tests {
             wait_hint_ms: None,
             manual: false,
             observed_at_ms: Some(4_000),
+            correlation_id: None,
         });
         assert!(
             matches!(p.handle(&cfg(), stale).await.unwrap(), Done::NoOp(r) if r.contains("resumed after"))
@@ -153,6 +173,7 @@ mod tests {
             wait_hint_ms: None,
             manual: true,
             observed_at_ms: None,
+            correlation_id: None,
         });
         assert_eq!(
             p.handle(&c, manual).await.unwrap(),

@@ -17,6 +17,9 @@
 //! counted) and every other record not delivered is released, its claim not counted. A sweep
 //! stops taking pages once the invocation has only its reserve left.
 //!
+//! Every line about a record carries the correlation id the receiver stored with its version
+//! (the accepted ERP message's), and so do the halt request and the events about a record.
+//!
 //! Each run writes its metrics for the portal's gate (`steadfast_aws::metrics`): `Delivered`,
 //! `Retries`, `ClaimConflicts` (claims skipped, leases lost) and `RecordsFailed`.
 
@@ -29,7 +32,7 @@ use serde_json::Value;
 use steadfast_aws::metrics::{Document, Metric};
 use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::inbox::InboxRecord;
-use steadfast_domain::lease::{Claimed, Settle, Settled};
+use steadfast_domain::lease::{Claimed, Leased, Settle, Settled};
 use steadfast_domain::ports::{EventBus, GateStore, Invoker, LeasedStore, Target};
 use steadfast_domain::{Fate, FlowEvent, Outcome};
 use steadfast_runtime::deliver::{deliver_all, log_answer, request_halt, HaltRequest, Item};
@@ -292,6 +295,7 @@ where
                     info!(
                         pipeline = "inbox",
                         key = group[i].key,
+                        correlation_id = c.record.correlation_id(),
                         status,
                         attempt,
                         lag_ms,
@@ -301,7 +305,13 @@ where
                     Some(at_ms)
                 }
                 other => {
-                    log_answer("inbox", group[i].key, attempt, other);
+                    log_answer(
+                        "inbox",
+                        group[i].key,
+                        c.record.correlation_id(),
+                        attempt,
+                        other,
+                    );
                     None
                 }
             };
@@ -346,11 +356,13 @@ where
         }
         if let Some(trip) = trip {
             tally.tripped = true;
+            let decided = &group[trip.index];
             let who = HaltRequest {
                 target: &cfg.target,
                 pipeline: "inbox",
-                identity: group[trip.index].key,
+                identity: decided.key,
                 message_id: "",
+                correlation_id: decided.c.record.correlation_id(),
                 observed_at_ms: None,
             };
             request_halt(&self.events, &self.invoker, &who, trip).await;
@@ -359,15 +371,17 @@ where
 
     /// A record the portal will never take (or that cannot be built): `Failed`, with an event.
     async fn refused(&self, cfg: &Config, c: &Claimed<InboxRecord>, reason: String) -> Settle {
-        warn!(pipeline = "inbox", id = %c.id, version = c.record.version, reason, outcome = "failed");
+        let correlation_id = c.record.correlation_id();
+        warn!(pipeline = "inbox", id = %c.id, correlation_id, version = c.record.version, reason, outcome = "failed");
         let event = FlowEvent::MessageParked {
             target: cfg.target.clone(),
             identity: c.idempotency_key(),
             message_id: String::new(),
             reason: reason.clone(),
+            correlation_id: correlation_id.map(str::to_owned),
         };
         if let Err(e) = self.events.emit(&event).await {
-            warn!(pipeline = "inbox", error = %e, "MessageParked event not emitted");
+            warn!(pipeline = "inbox", correlation_id, error = %e, "MessageParked event not emitted");
         }
         Settle::Failed { error: reason }
     }

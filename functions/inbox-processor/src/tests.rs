@@ -9,7 +9,7 @@ use steadfast_domain::lease::LeasePolicy;
 use steadfast_domain::ports::InboxStore;
 use steadfast_domain::ports::InboxWrite;
 use steadfast_domain::RetryPolicy;
-use steadfast_domain::{Gate, Status};
+use steadfast_domain::{CloseRequest, Gate, Status};
 
 type Fake = Ports<MemInbox, MemGates, MemBus, MemInvoker, ScriptedTarget>;
 
@@ -60,9 +60,12 @@ async fn put(p: &Fake, no: u32, name: &str, ts: &str) -> String {
             r#"{{"entity":"customer","no":{no},"name":"{name}","changedAt":"{ts}"}}"#
         ))
         .unwrap();
+    // The receiver stores the accepted copy's correlation id with it: `erp-{no}` here.
+    let correlation_id = format!("erp-{no}");
     let w = InboxWrite {
         incoming: &i,
         message_id: "m",
+        correlation_id: &correlation_id,
         now_ms: 0,
         shard: no % 2,
     };
@@ -161,6 +164,16 @@ async fn a_portal_down_for_everyone_halts_once_and_nothing_is_lost() {
         .unwrap()
         .contains("HTTP 503"));
     assert_eq!(rows.iter().filter(|r| r.attempts == 0).count(), 5);
+    // AND the halt request and DeliveryFailed carry that record's correlation id
+    let decided = counted[0].record.correlation_id.clone();
+    assert!(decided.as_deref().is_some_and(|c| c.starts_with("erp-")));
+    assert!(
+        matches!(&p.invoker.all()[..], [Invoked::Close(CloseRequest::Trip(t))] if t.correlation_id == decided),
+        "{:?}",
+        p.invoker.all()
+    );
+    assert!(p.events.0.lock().unwrap().iter().any(|e| matches!(e,
+        FlowEvent::DeliveryFailed { correlation_id, .. } if *correlation_id == decided)));
 }
 
 #[tokio::test]
@@ -225,6 +238,11 @@ async fn a_refused_record_is_failed_with_its_reason_and_the_others_go_on() {
         Some("HTTP 422: Unprocessable Entity")
     );
     assert_eq!(p.events.types(), vec!["MessageParked"]);
+    let parked = p.events.0.lock().unwrap()[0].clone();
+    assert!(
+        matches!(&parked, FlowEvent::MessageParked { correlation_id, .. } if *correlation_id == failed[0].record.correlation_id),
+        "{parked:?}"
+    );
     // a newer version of the failed record is taken again
     let id = put(
         &p,

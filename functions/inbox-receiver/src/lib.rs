@@ -9,7 +9,8 @@
 //! reads again and decides again, so concurrent copies never lose a change. A message whose
 //! store or parking failed goes back to the queue; the rest of the batch is not affected.
 //! The batch's dropped copies and parked messages are counted in the metrics
-//! (`DuplicatesDropped`, `StaleDropped`, `Parked`).
+//! (`DuplicatesDropped`, `StaleDropped`, `Parked`). A stored version keeps the message id and
+//! the correlation id of the copy that was accepted as it, for the processor's log lines.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Serialize;
@@ -18,7 +19,7 @@ use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::inbox::{merge, InboxConfig, Incoming, Merge};
 use steadfast_domain::lease::shard_of;
 use steadfast_domain::ports::{EventBus, InboxStore, InboxWrite, Parking, PortError};
-use steadfast_runtime::batch::{message_id, Fate, Parker};
+use steadfast_runtime::batch::{correlation_id, message_id, Fate, Parker};
 use tracing::{info, warn};
 
 /// Reads and conditional writes per message before it is handed back (only reached when
@@ -106,6 +107,7 @@ impl<S: InboxStore, P: Parking, E: EventBus> Ports<S, P, E> {
 
     async fn one(&self, cfg: &Config, m: &SqsMessage, now: &impl Fn() -> u64) -> Fate {
         let message_id = message_id(m);
+        let correlation_id = correlation_id(m);
         let incoming = match cfg.inbox.read(m.body.as_deref().unwrap_or_default()) {
             Ok(i) => i,
             Err(e) => {
@@ -115,25 +117,30 @@ impl<S: InboxStore, P: Parking, E: EventBus> Ports<S, P, E> {
                 }
             }
         };
-        match self.upsert(cfg, &incoming, &message_id, now).await {
+        match self
+            .upsert(cfg, &incoming, &message_id, correlation_id, now)
+            .await
+        {
             Ok(outcome) => {
-                info!(pipeline = "inbox", message_id, id = %incoming.id, outcome);
+                info!(pipeline = "inbox", message_id, correlation_id, id = %incoming.id, outcome);
                 Fate::Done(outcome)
             }
             Err(e) => {
-                warn!(pipeline = "inbox", message_id, id = %incoming.id, error = %e, outcome = "handed_back");
+                warn!(pipeline = "inbox", message_id, correlation_id, id = %incoming.id, error = %e, outcome = "handed_back");
                 Fate::HandBack
             }
         }
     }
 
-    /// Read, decide, write conditionally; again while another writer got there first.
+    /// Read, decide, write conditionally; again while another writer got there first. An
+    /// accepted copy is stored with its message id and correlation id.
     /// Returns what became of the copy: `new`, `changed`, `duplicate_dropped`, `stale_dropped`.
     async fn upsert(
         &self,
         cfg: &Config,
         incoming: &Incoming,
         message_id: &str,
+        correlation_id: &str,
         now: &impl Fn() -> u64,
     ) -> Result<&'static str, PortError> {
         let shard = shard_of(&incoming.id, cfg.shards);
@@ -142,6 +149,7 @@ impl<S: InboxStore, P: Parking, E: EventBus> Ports<S, P, E> {
             let w = InboxWrite {
                 incoming,
                 message_id,
+                correlation_id,
                 now_ms: now(),
                 shard,
             };
@@ -263,6 +271,48 @@ mod tests {
         assert_eq!(stored.record.version, 2);
         assert!(stored.record.record.contains("Ada L."));
         assert!(!stored.record.record.contains("messageId"));
+        // AND the stored version keeps the correlation id of the copy accepted as it (the
+        // change, the batch's first message: its SQS message id, as no sender set one)
+        assert_eq!(stored.record.correlation_id.as_deref(), Some("m0"));
+    }
+
+    #[tokio::test]
+    async fn the_accepted_copys_correlation_id_is_stored_and_a_duplicate_leaves_it() {
+        let p = ports();
+        let correlated = |body: String, id: &str| {
+            let mut e = event(&[body]);
+            let attribute = serde_json::json!({"stringValue": id, "dataType": "String"});
+            e.records[0].message_attributes.insert(
+                "correlation_id".into(),
+                serde_json::from_value(attribute).unwrap(),
+            );
+            e
+        };
+        let ada = |ts: &str| customer("C1", "Ada", ts, "x");
+        p.handle(
+            &cfg(),
+            correlated(ada("2026-01-01T00:00:00Z"), "erp-1"),
+            || 1,
+        )
+        .await;
+        p.handle(
+            &cfg(),
+            correlated(ada("2026-01-01T00:00:00Z"), "erp-2"),
+            || 2,
+        )
+        .await;
+        let stored = p.store.get("customer/C1").unwrap();
+        assert_eq!(stored.record.correlation_id.as_deref(), Some("erp-1"));
+        let change = customer("C1", "Ada L.", "2026-01-02T00:00:00Z", "y");
+        p.handle(&cfg(), correlated(change, "erp-3"), || 3).await;
+        let stored = p.store.get("customer/C1").unwrap();
+        assert_eq!(
+            (
+                stored.record.version,
+                stored.record.correlation_id.as_deref()
+            ),
+            (2, Some("erp-3"))
+        );
     }
 
     #[tokio::test]
@@ -351,5 +401,6 @@ mod tests {
         assert!(reasons[1].contains("`vendor` is not configured"));
         assert_eq!(reasons[2], "key field /no is missing");
         assert_eq!(parked[1].body, r#"{"entity":"vendor","no":"V"}"#);
+        assert_eq!(parked[1].correlation_id, "m1");
     }
 }

@@ -10,6 +10,10 @@
 //! back to `ToBeProcessed` with a backoff, or `Failed` with an alert once attempts run out.
 //! Settling is conditional on the claim token, so a relay that lost its lease writes nothing.
 //!
+//! Every line about a record carries the correlation id the writer stored with it (the
+//! lender's message's); the published event has it in its detail (`correlationId`), and so
+//! does the `OutboxRecordFailed` alert.
+//!
 //! Each run writes its metrics for the bus (`steadfast_aws::metrics`): `Delivered` (records
 //! published), `RelayLagMs` (written → published, per record), `ClaimConflicts` (claims
 //! skipped, leases lost) and `RecordsFailed`.
@@ -18,7 +22,7 @@ use futures::future::join_all;
 use serde::Serialize;
 use steadfast_aws::metrics::{Document, Metric};
 use steadfast_aws::{ConfigError, Env};
-use steadfast_domain::lease::{Claimed, Settle, Settled};
+use steadfast_domain::lease::{Claimed, Leased, Settle, Settled};
 use steadfast_domain::outbox::{batches, failed_detail, OutboxRecord, RelayPolicy, RECORD_FAILED};
 use steadfast_domain::ports::{LeasedStore, Outgoing, PortResult, Publisher};
 pub use steadfast_runtime::sweep::Trigger;
@@ -229,7 +233,7 @@ impl<O: LeasedStore<Record = OutboxRecord>, B: Publisher> Ports<O, B> {
         match self.bus.publish(std::slice::from_ref(&alert)).await.pop() {
             Some(Ok(())) => tally.alerts += 1,
             other => {
-                error!(pipeline = "outbox", id = %c.id, error = ?other, "the alert for a failed record could not be published");
+                error!(pipeline = "outbox", id = %c.id, correlation_id = c.record.correlation_id(), error = ?other, "the alert for a failed record could not be published");
                 tally.errors += 1;
             }
         }
@@ -249,24 +253,25 @@ fn count_settle(
         Ok(_) => {}
     }
     settled("outbox", c, written)?;
+    let correlation_id = c.record.correlation_id();
     match how {
         Settle::Done { at_ms, .. } => {
             tally.published += 1;
             // Relay lag: written → published.
             let lag_ms = at_ms.saturating_sub(c.record.created_at_ms);
             tally.lags_ms.push(lag_ms);
-            info!(pipeline = "outbox", id = %c.id, event_id = %c.record.event_id, attempts = c.attempts, lag_ms, outcome = "published");
+            info!(pipeline = "outbox", id = %c.id, correlation_id, event_id = %c.record.event_id, attempts = c.attempts, lag_ms, outcome = "published");
             None
         }
         Settle::Retry { due_at_ms, error } => {
             tally.retried += 1;
-            warn!(pipeline = "outbox", id = %c.id, due_at_ms, error = %error, outcome = "retry");
+            warn!(pipeline = "outbox", id = %c.id, correlation_id, due_at_ms, error = %error, outcome = "retry");
             None
         }
         Settle::Release { .. } => None,
         Settle::Failed { error } => {
             tally.failed += 1;
-            error!(pipeline = "outbox", id = %c.id, event_id = %c.record.event_id, error = %error, outcome = "failed");
+            error!(pipeline = "outbox", id = %c.id, correlation_id, event_id = %c.record.event_id, error = %error, outcome = "failed");
             Some(Outgoing {
                 detail_type: RECORD_FAILED.to_owned(),
                 detail: failed_detail(c, error).to_string(),

@@ -38,13 +38,13 @@ fn ports(n: usize) -> Ports<MemOutbox, MemPublisher> {
     };
     for i in 0..n {
         let id = format!("A-{i}");
-        p.outbox.insert(NewRecord::new(
-            &id,
-            APPLICATION_RECEIVED,
-            json!({"applicationId": id}).to_string(),
-            0,
-            4,
-        ));
+        // As the writer stores it: the correlation id in the record and in the detail.
+        let correlation_id = format!("c-{i}");
+        let detail = json!({"applicationId": id, "correlationId": correlation_id});
+        p.outbox.insert(
+            NewRecord::new(&id, APPLICATION_RECEIVED, detail.to_string(), 0, 4)
+                .correlated(&correlation_id),
+        );
     }
     p
 }
@@ -130,6 +130,9 @@ async fn only_failed_entries_are_retried_and_a_record_failing_past_its_window_en
         .collect();
     assert_eq!(alerts.len(), 1);
     assert!(alerts[0].detail.contains("A-3"));
+    // AND the alert names the correlation id stored with the record
+    let alert: serde_json::Value = serde_json::from_str(&alerts[0].detail).unwrap();
+    assert_eq!(alert["correlationId"], "c-3");
     let r = p.outbox.get("A-3").unwrap();
     assert_eq!((r.status, r.attempts), (Status::Failed, 4));
     assert!(r

@@ -7,13 +7,16 @@
 //! nothing). A message whose store or parking failed goes back to the queue (batch item
 //! failure); the rest of the batch is not affected. The batch's parked messages and
 //! resubmissions are counted in the metrics (`Parked`, `DuplicatesDropped`).
+//!
+//! The message's correlation id goes with the application: into the outbox record (so the
+//! relay logs it) and the published event's detail (`correlationId`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use steadfast_aws::metrics::{Document, Metric};
 use steadfast_aws::{ConfigError, Env};
 use steadfast_domain::outbox::{application_detail, NewRecord, APPLICATION_RECEIVED};
 use steadfast_domain::ports::{ApplicationStore, EventBus, Parking, Stored};
-use steadfast_runtime::batch::{message_id, Fate, Parker};
+use steadfast_runtime::batch::{correlation_id, message_id, Fate, Parker};
 use tracing::{info, warn};
 
 pub struct Config {
@@ -89,6 +92,7 @@ impl<A: ApplicationStore, P: Parking, E: EventBus> Ports<A, P, E> {
 
     async fn one(&self, cfg: &Config, m: &SqsMessage, now_ms: u64) -> Fate {
         let message_id = message_id(m);
+        let correlation_id = correlation_id(m);
         let app = match steadfast_domain::transform(m.body.as_deref().unwrap_or_default()) {
             Ok(app) => app,
             // An invalid message has no trustworthy application id.
@@ -100,26 +104,27 @@ impl<A: ApplicationStore, P: Parking, E: EventBus> Ports<A, P, E> {
             }
         };
         let id = app.application_id.clone();
-        let detail = application_detail(&app, now_ms);
+        let detail = application_detail(&app, now_ms, correlation_id);
         let record = NewRecord::new(
             &id,
             APPLICATION_RECEIVED,
             detail.to_string(),
             now_ms,
             cfg.shards,
-        );
+        )
+        .correlated(correlation_id);
         let value = serde_json::to_value(&app).unwrap_or_default();
         match self.store.store(&id, &value, &message_id, &record).await {
             Ok(Stored::New) => {
-                info!(pipeline = "outbox", message_id, application_id = %id, event_id = %record.event_id, outcome = "stored");
+                info!(pipeline = "outbox", message_id, correlation_id, application_id = %id, event_id = %record.event_id, outcome = "stored");
                 Fate::Done("stored")
             }
             Ok(Stored::AlreadyExists) => {
-                info!(pipeline = "outbox", message_id, application_id = %id, outcome = "resubmission", "application exists; nothing written");
+                info!(pipeline = "outbox", message_id, correlation_id, application_id = %id, outcome = "resubmission", "application exists; nothing written");
                 Fate::Done("resubmission")
             }
             Err(e) => {
-                warn!(pipeline = "outbox", message_id, application_id = %id, error = %e, outcome = "handed_back");
+                warn!(pipeline = "outbox", message_id, correlation_id, application_id = %id, error = %e, outcome = "handed_back");
                 Fate::HandBack
             }
         }
@@ -189,6 +194,30 @@ mod tests {
         let detail: serde_json::Value = serde_json::from_str(&record.detail).unwrap();
         assert_eq!(detail["eventId"], record.event_id.as_str());
         assert_eq!(detail["application"]["loan"]["amountMinor"], 20_000_000);
+        // AND the message's correlation id (here its message id) goes with the record and
+        // into the event's detail
+        assert_eq!(record.correlation_id.as_deref(), Some("m0"));
+        assert_eq!(detail["correlationId"], "m0");
+    }
+
+    #[tokio::test]
+    async fn a_senders_correlation_id_goes_into_the_record_the_event_and_a_parked_copy() {
+        let p = ports();
+        let mut e = event(&[app("A-1"), "{oops".into()]);
+        for (i, m) in e.records.iter_mut().enumerate() {
+            let attribute = json!({"stringValue": format!("lender-{i}"), "dataType": "String"});
+            m.message_attributes.insert(
+                "correlation_id".into(),
+                serde_json::from_value(attribute).unwrap(),
+            );
+        }
+        p.handle(&CFG, e, || 1_000).await;
+        let stored = p.store.stored.lock().unwrap();
+        let record = &stored["A-1"].1;
+        assert_eq!(record.correlation_id.as_deref(), Some("lender-0"));
+        let detail: serde_json::Value = serde_json::from_str(&record.detail).unwrap();
+        assert_eq!(detail["correlationId"], "lender-0");
+        assert_eq!(p.parking.all()[0].correlation_id, "lender-1");
     }
 
     #[tokio::test]

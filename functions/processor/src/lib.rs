@@ -28,7 +28,9 @@ use steadfast_domain::ports::*;
 use steadfast_domain::{
     is_poison, Fate as Judged, Gate, IdentityRule, OpenRequest, OrderMessage, RetryPolicy,
 };
-use steadfast_runtime::batch::{hand_back_all, message_id, receive_count, Fate, Parker};
+use steadfast_runtime::batch::{
+    correlation_id, hand_back_all, message_id, receive_count, Fate, Parker,
+};
 use steadfast_runtime::deliver::{deliver_all, log_answer, request_halt, HaltRequest, Item};
 use tracing::{info, warn};
 
@@ -118,6 +120,8 @@ use steadfast_aws::now_ms;
 struct Candidate {
     /// Its place in the batch.
     index: usize,
+    /// The message's correlation id, on every line about it.
+    correlation_id: String,
     order: OrderMessage,
     receive_count: u32,
     /// Receives on which it failed on its own before.
@@ -170,7 +174,8 @@ where
         let (run, calls) = deliver_all(cfg.retry, &items, deadline, |i, attempt, outcome| {
             let (c, ledger) = (&candidates[i], &self.ledger);
             let message_id = message_id(&messages[c.index]);
-            log_answer("orders", &c.order.identity, attempt, outcome);
+            let correlation_id = Some(c.correlation_id.as_str());
+            log_answer("orders", &c.order.identity, correlation_id, attempt, outcome);
             let delivered = matches!(outcome, steadfast_domain::Outcome::Delivered { .. });
             async move {
                 if !delivered {
@@ -179,7 +184,7 @@ where
                 if let Err(e) = ledger.record(&c.order.identity, &message_id).await {
                     // Delivered all the same; a redelivery meets the target's own
                     // idempotency check through the same Idempotency-Key.
-                    warn!(identity = %c.order.identity, error = %e, "ledger write failed");
+                    warn!(identity = %c.order.identity, correlation_id, error = %e, "ledger write failed");
                 }
             }
         })
@@ -205,6 +210,7 @@ where
                 pipeline: "orders",
                 identity: &c.order.identity,
                 message_id: &message_id(&messages[c.index]),
+                correlation_id: Some(&c.correlation_id),
                 observed_at_ms: Some(observed_at_ms),
             };
             request_halt(&self.events, &self.invoker, &who, trip).await;
@@ -247,6 +253,7 @@ where
             match OrderMessage::parse(msg.body.as_deref().unwrap_or(""), &cfg.identity) {
                 Ok(order) => valid.push(Candidate {
                     index,
+                    correlation_id: correlation_id(msg).to_owned(),
                     order,
                     receive_count: receive_count(msg),
                     strikes: 0,
@@ -267,8 +274,9 @@ where
             c.strikes = read.strikes.get(&c.order.identity).copied().unwrap_or(0);
             let id = c.order.identity.clone();
             let message_id = message_id(&messages[c.index]);
+            let correlation_id = c.correlation_id.as_str();
             if read.delivered.contains(&id) {
-                info!(message_id, identity = %id, outcome = "duplicate_skipped", "already delivered");
+                info!(message_id, correlation_id, identity = %id, outcome = "duplicate_skipped", "already delivered");
                 fates[c.index] = Fate::Done("duplicate");
             } else if let Some(e) = read.unreadable.get(&id) {
                 if e.is_invalid() {
@@ -278,7 +286,7 @@ where
                         identity: Some(id),
                     };
                 } else {
-                    warn!(message_id, identity = %id, error = %e, outcome = "handed_back", "ledger unreadable for this identity");
+                    warn!(message_id, correlation_id, identity = %id, error = %e, outcome = "handed_back", "ledger unreadable for this identity");
                 }
             } else if let Some(later) = copies.get_mut(&id) {
                 later.push(c.index);
@@ -310,17 +318,17 @@ where
     /// A message that failed on its own: one more strike in the ledger; the reason to park it
     /// once it has failed on its own on more than `POISON_RECEIVE_COUNT` receives.
     async fn poison(&self, cfg: &Config, c: &Candidate, last: &str) -> Option<String> {
-        let id = &c.order.identity;
+        let (id, correlation_id) = (&c.order.identity, c.correlation_id.as_str());
         match self.ledger.strike(id).await {
             Ok(strikes) if is_poison(strikes, cfg.poison_receive_count) => Some(format!(
                 "failed on its own on {strikes} receives while other orders were delivered; last: {last}"
             )),
             Ok(strikes) => {
-                info!(identity = %id, strikes, outcome = "failed_on_its_own", "handed back; the target works for other orders");
+                info!(identity = %id, correlation_id, strikes, outcome = "failed_on_its_own", "handed back; the target works for other orders");
                 None
             }
             Err(e) => {
-                warn!(identity = %id, error = %e, "strike not counted; handed back");
+                warn!(identity = %id, correlation_id, error = %e, "strike not counted; handed back");
                 None
             }
         }

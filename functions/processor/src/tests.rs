@@ -3,7 +3,7 @@
 use super::*;
 use std::time::Duration;
 use steadfast_domain::fakes::*;
-use steadfast_domain::{CloseRequest, Outcome};
+use steadfast_domain::{CloseRequest, FlowEvent, Outcome};
 
 type Fake = Ports<MemGates, MemLedger, MemParking, MemBus, MemInvoker, ScriptedTarget>;
 
@@ -47,6 +47,20 @@ fn event_with(bodies: &[(&str, u32)]) -> SqsEvent {
         })
         .collect();
     serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+/// A batch whose senders set a `correlation_id` attribute on each message: `flow-{i}`.
+fn correlated(bodies: &[&str]) -> SqsEvent {
+    let mut e = event(bodies);
+    for (i, m) in e.records.iter_mut().enumerate() {
+        let attribute =
+            serde_json::json!({"stringValue": format!("flow-{i}"), "dataType": "String"});
+        m.message_attributes.insert(
+            "correlation_id".into(),
+            serde_json::from_value(attribute).unwrap(),
+        );
+    }
+    e
 }
 
 fn event(bodies: &[&str]) -> SqsEvent {
@@ -232,6 +246,54 @@ async fn refusals_bad_input_and_over_long_identities_are_parked_and_the_batch_go
             .count(Metric::Parked, 4u32)
             .count(Metric::Delivered, 1u32)
     );
+}
+
+#[tokio::test]
+async fn a_halt_and_a_parked_message_carry_the_correlation_id_of_their_message() {
+    // GIVEN a target down for everyone, and a batch whose senders named correlation ids
+    let p = ports(ScriptedTarget::always(down()));
+    let batch = correlated(&[r#"{"orderId":"1"}"#, "nope", r#"{"orderId":"2"}"#]);
+    let (_, tally) = p.handle(&cfg(3), batch, later()).await;
+    assert!(tally.tripped);
+    // THEN the trip request and DeliveryFailed name the message whose failure decided the halt
+    // (order 2's, the witness, as they name its message id)
+    let closes = p.invoker.all();
+    assert!(
+        matches!(&closes[..], [Invoked::Close(CloseRequest::Trip(t))] if t.correlation_id.as_deref() == Some("flow-2")),
+        "{closes:?}"
+    );
+    let events = p.events.0.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| matches!(e,
+            FlowEvent::DeliveryFailed { correlation_id: Some(c), message_id, .. } if c == "flow-2" && message_id == "m2")),
+        "{events:?}"
+    );
+    // AND the message that is not JSON is parked with its own
+    let parked = p.parking.all();
+    assert_eq!(
+        (
+            parked[0].message_id.as_str(),
+            parked[0].correlation_id.as_str()
+        ),
+        ("m1", "flow-1")
+    );
+    assert!(
+        events.iter().any(|e| matches!(e,
+            FlowEvent::MessageParked { correlation_id: Some(c), .. } if c == "flow-1")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_senders_correlation_id_the_message_id_is_used() {
+    let p = ports(ScriptedTarget::always(down()));
+    p.handle(&cfg(3), event(&[r#"{"orderId":"1"}"#, "nope"]), later())
+        .await;
+    assert!(matches!(
+        &p.invoker.all()[..],
+        [Invoked::Close(CloseRequest::Trip(t))] if t.correlation_id.as_deref() == Some("m0")
+    ));
+    assert_eq!(p.parking.all()[0].correlation_id, "m1");
 }
 
 #[tokio::test]

@@ -4,11 +4,11 @@
 //! a leased-record table ([`crate::leased`]).
 //!
 //! Item: `id` (key), `entity`, `version`, `hash`, `changed_at_ms`, `record` (canonical JSON
-//! text), `status`, `attempts`, `message_id` (the last accepted copy's), `received_at_ms`,
-//! `updated_at_ms`; while pending `due_shard` (S) and `due_at` (N, ms), the keys of the sparse
-//! index `due`; while claimed `claim` (token); after a delivery `delivered_version` and
-//! `processed_at_ms`; `last_error` after a failed claim. Records are kept: the stored hash and
-//! timestamp are what tells a late copy from a change.
+//! text), `status`, `attempts`, `message_id` and `correlation_id` (the last accepted copy's),
+//! `received_at_ms`, `updated_at_ms`; while pending `due_shard` (S) and `due_at` (N, ms), the
+//! keys of the sparse index `due`; while claimed `claim` (token); after a delivery
+//! `delivered_version` and `processed_at_ms`; `last_error` after a failed claim. Records are
+//! kept: the stored hash and timestamp are what tells a late copy from a change.
 
 use steadfast_domain::inbox::{Current, InboxRecord};
 use steadfast_domain::lease::Status;
@@ -68,6 +68,7 @@ impl InboxStore for DynamoInbox {
             .item("status", s(Status::ToBeProcessed.as_str()))
             .item("attempts", n(0))
             .item("message_id", s(w.message_id))
+            .item("correlation_id", s(w.correlation_id))
             .item("received_at_ms", n(w.now_ms))
             .item("updated_at_ms", n(w.now_ms))
             .item("due_shard", s(w.shard.to_string()))
@@ -90,7 +91,8 @@ impl InboxStore for DynamoInbox {
     ) -> PortResult<bool> {
         let i = w.incoming;
         let set = "SET #record = :record, #h = :hash, changed_at_ms = :ts, version = :version, \
-                   #status = :status, message_id = :mid, updated_at_ms = :now";
+                   #status = :status, message_id = :mid, correlation_id = :cid, \
+                   updated_at_ms = :now";
         let update = if fresh {
             format!("{set}, attempts = :zero, due_shard = :shard, due_at = :now REMOVE last_error")
         } else {
@@ -114,6 +116,7 @@ impl InboxStore for DynamoInbox {
             .expression_attribute_values(":version", n(version))
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":mid", s(w.message_id))
+            .expression_attribute_values(":cid", s(w.correlation_id))
             .expression_attribute_values(":now", n(w.now_ms))
             .expression_attribute_values(":shard", s(w.shard.to_string()));
         if fresh {

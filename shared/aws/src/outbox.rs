@@ -3,7 +3,8 @@
 //! ([`crate::leased`]).
 //!
 //! Outbox item: `id` (key), `event_id`, `detail_type`, `detail` (JSON text), `created_at_ms`,
-//! and the lifecycle's attributes (`status`, `attempts`, `due_shard`/`due_at` while pending,
+//! `correlation_id` (of the message the record came from, when known), and the lifecycle's
+//! attributes (`status`, `attempts`, `due_shard`/`due_at` while pending,
 //! `published_at_ms` and `expires_at` (TTL, s) once published).
 
 use aws_sdk_dynamodb::error::SdkError;
@@ -65,10 +66,14 @@ impl ApplicationStore for DynamoApplications {
             .item("attempts", n(0))
             .item("created_at_ms", n(record.created_at_ms))
             .item("due_shard", s(record.shard.to_string()))
-            .item("due_at", n(record.created_at_ms))
-            .condition_expression("attribute_not_exists(id)")
-            .build()
-            .map_err(|e| PortError::new(op(), &e).caused_by(e))?;
+            .item("due_at", n(record.created_at_ms));
+        let outbox = match &record.correlation_id {
+            Some(cid) => outbox.item("correlation_id", s(cid)),
+            None => outbox,
+        }
+        .condition_expression("attribute_not_exists(id)")
+        .build()
+        .map_err(|e| PortError::new(op(), &e).caused_by(e))?;
         let result = self
             .client
             .transact_write_items()

@@ -8,6 +8,7 @@
 //! | `source` | the pipeline's source name (`orders`, `applications`, `erp-records`) |
 //! | `source_arn` | the ARN of the queue it came from, when it came from one |
 //! | `message_id` | its SQS message id at the source |
+//! | `correlation_id` | its correlation id (the sender's `correlation_id` attribute, or the message id) |
 //! | `identity` | its business identity, when it has one (at most 1 000 bytes) |
 //! | `parked_at_ms` | when it was parked, ms since the Unix epoch |
 
@@ -69,6 +70,7 @@ impl Parking for SqsParking {
         let optional = [
             ("source_arn", message.source_arn.clone()),
             ("message_id", Some(message.message_id.clone())),
+            ("correlation_id", Some(message.correlation_id.clone())),
             (
                 "identity",
                 message.identity.as_deref().map(|i| cut(i, 1000)),

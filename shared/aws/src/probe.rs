@@ -5,6 +5,7 @@
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use steadfast_domain::ports::{PortResult, ProbeSource, Queued, Taken};
+use steadfast_domain::{correlation_id, CORRELATION_ATTRIBUTE};
 
 use crate::error::port_error;
 
@@ -50,6 +51,7 @@ impl ProbeSource for SqsProbeSource {
             .wait_time_seconds(2)
             .visibility_timeout(INVISIBLE_SECONDS)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names(CORRELATION_ATTRIBUTE)
             .send()
             .await
             .map_err(|e| port_error("ReceiveMessage for a probe", e))?;
@@ -62,8 +64,16 @@ impl ProbeSource for SqsProbeSource {
             .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
+        let message_id = m.message_id.unwrap_or_default();
+        let sent = m
+            .message_attributes
+            .as_ref()
+            .and_then(|a| a.get(CORRELATION_ATTRIBUTE))
+            .filter(|v| v.data_type.starts_with("String"))
+            .and_then(|v| v.string_value.as_deref());
         Ok(Taken::Message(Queued {
-            message_id: m.message_id.unwrap_or_default(),
+            correlation_id: correlation_id(sent, &message_id).to_owned(),
+            message_id,
             receipt: m.receipt_handle.unwrap_or_default(),
             body: m.body.unwrap_or_default(),
             receive_count,

@@ -66,6 +66,11 @@ pub trait Leased: Send + Sync {
     fn version(&self) -> Option<u64> {
         None
     }
+    /// The correlation id of the message the record came from, for every log line about it
+    /// (`None`: a record written before it was stored).
+    fn correlation_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A record this worker holds a lease on.

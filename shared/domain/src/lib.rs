@@ -27,7 +27,10 @@ pub use gate::{Gate, GateState, Refused};
 pub use inbox::{InboxConfig, InboxError, Incoming, Merge};
 pub use judge::{is_poison, Action, BatchRun, Fate, Trip};
 pub use lease::{Claimed, LeasePolicy, Settle, Settled, Status};
-pub use message::{idempotency_key, IdentityRule, MessageError, OrderMessage};
+pub use message::{
+    correlation_id, idempotency_key, IdentityRule, MessageError, OrderMessage,
+    CORRELATION_ATTRIBUTE,
+};
 pub use outbox::{NewRecord, OutboxRecord, RelayPolicy};
 pub use outcome::{Outcome, StatusClasses};
 pub use retry::{Next, RetryPolicy};

@@ -1,6 +1,9 @@
 //! An incoming order message: size and JSON checks, and its business identity, from which the
 //! `Idempotency-Key` is derived. The key depends on the business content only, never on the
 //! SQS message id, so a resent order carries the same key.
+//!
+//! Also the correlation id of any queue message ([`correlation_id`]): the one id every log
+//! line, stored record and event about the message carries, through every function it touches.
 
 use serde_json::Value;
 
@@ -22,6 +25,27 @@ const KEY_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add
 /// header is valid on every HTTP stack and the same identity always gives the same key.
 pub fn idempotency_key(identity: &str) -> String {
     percent_encoding::utf8_percent_encode(identity, KEY_ESCAPES).to_string()
+}
+
+/// The SQS message attribute (type `String`) a sender sets to name a message's correlation id.
+pub const CORRELATION_ATTRIBUTE: &str = "correlation_id";
+
+/// Longest correlation id taken from a sender, in characters.
+pub const MAX_CORRELATION_ID: usize = 128;
+
+/// The correlation id of a queue message: the sender's `correlation_id` attribute (`sent`) when
+/// it is 1–128 printable ASCII characters without spaces, otherwise the SQS message id. Anything
+/// else a sender puts there is ignored, so a log line never carries more than a short token.
+pub fn correlation_id<'a>(sent: Option<&'a str>, message_id: &'a str) -> &'a str {
+    match sent {
+        Some(s) if is_correlation_id(s) => s,
+        _ => message_id,
+    }
+}
+
+/// 1–128 printable ASCII characters, without spaces.
+fn is_correlation_id(s: &str) -> bool {
+    (1..=MAX_CORRELATION_ID).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Where the business identity sits in a message.
@@ -224,6 +248,18 @@ mod tests {
                 id,
                 "reversible"
             );
+        }
+    }
+
+    #[test]
+    fn a_senders_correlation_id_is_kept_only_when_it_is_a_short_printable_token() {
+        assert_eq!(correlation_id(Some("req-7f3a/9"), "m1"), "req-7f3a/9");
+        assert_eq!(correlation_id(None, "m1"), "m1");
+        let longest = "x".repeat(MAX_CORRELATION_ID);
+        assert_eq!(correlation_id(Some(&longest), "m1"), longest);
+        let too_long = "x".repeat(MAX_CORRELATION_ID + 1);
+        for ignored in ["", "a b", "tab\there", "line\nbreak", "café", &too_long] {
+            assert_eq!(correlation_id(Some(ignored), "m1"), "m1", "{ignored:?}");
         }
     }
 

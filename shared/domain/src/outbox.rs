@@ -44,6 +44,8 @@ pub struct NewRecord {
     pub detail: String,
     pub created_at_ms: u64,
     pub shard: u32,
+    /// The correlation id of the message the record came from.
+    pub correlation_id: Option<String>,
 }
 
 impl NewRecord {
@@ -55,6 +57,15 @@ impl NewRecord {
             detail,
             created_at_ms: now_ms,
             shard: shard_of(id, shards),
+            correlation_id: None,
+        }
+    }
+
+    /// The record of the message with `correlation_id`.
+    pub fn correlated(self, correlation_id: &str) -> Self {
+        NewRecord {
+            correlation_id: Some(correlation_id.to_owned()),
+            ..self
         }
     }
 }
@@ -71,9 +82,17 @@ pub struct OutboxRecord {
     /// window starts over from then.
     #[serde(default)]
     pub requeued_at_ms: Option<u64>,
+    /// The correlation id of the message the record came from (absent on records written
+    /// before it was stored).
+    #[serde(default)]
+    pub correlation_id: Option<String>,
 }
 
-impl Leased for OutboxRecord {}
+impl Leased for OutboxRecord {
+    fn correlation_id(&self) -> Option<&str> {
+        self.correlation_id.as_deref()
+    }
+}
 
 /// The relay's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -182,28 +201,36 @@ pub fn batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
 }
 
 /// The detail of a published application: its event id (for consumers to deduplicate on),
-/// its id, when it was recorded (ISO 8601 UTC, milliseconds), and the transformed application.
+/// its id, when it was recorded (ISO 8601 UTC, milliseconds), the correlation id of the
+/// lender's message, and the transformed application.
 pub fn application_detail(
     app: &crate::application::ApprovalApplication,
     now_ms: u64,
+    correlation_id: &str,
 ) -> serde_json::Value {
     serde_json::json!({
         "eventId": event_id(&app.application_id),
         "applicationId": app.application_id,
         "recordedAt": iso_ms(now_ms),
+        "correlationId": correlation_id,
         "application": app,
     })
 }
 
-/// The alert's detail for a record that ended `Failed` (no application data in it).
+/// The alert's detail for a record that ended `Failed` (no application data in it), with the
+/// record's correlation id when it has one.
 pub fn failed_detail(c: &Claimed<OutboxRecord>, error: &str) -> serde_json::Value {
-    serde_json::json!({
+    let mut detail = serde_json::json!({
         "id": c.id,
         "eventId": c.record.event_id,
         "detailType": c.record.detail_type,
         "attempts": c.attempts,
         "error": error,
-    })
+    });
+    if let Some(id) = &c.record.correlation_id {
+        detail["correlationId"] = id.as_str().into();
+    }
+    detail
 }
 
 /// `ms` since the Unix epoch as ISO 8601 UTC with milliseconds.
@@ -239,6 +266,7 @@ mod tests {
                 detail: "{}".into(),
                 created_at_ms: 0,
                 requeued_at_ms: None,
+                correlation_id: Some("c-a".into()),
             },
         }
     }
@@ -327,6 +355,16 @@ mod tests {
             policy().settle(&claimed(1), refused, 1_000, 0.0),
             Settle::Failed { error } if error.starts_with("refused by the bus for good")
         ));
+    }
+
+    #[test]
+    fn the_failed_alert_carries_the_records_correlation_id_when_it_has_one() {
+        let c = claimed(3);
+        assert_eq!(failed_detail(&c, "x")["correlationId"], "c-a");
+        assert_eq!(c.record.correlation_id(), Some("c-a"));
+        let mut old = claimed(3);
+        old.record.correlation_id = None;
+        assert!(failed_detail(&old, "x").get("correlationId").is_none());
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct ParkedMessage {
     #[serde(default)]
     pub source_arn: Option<String>,
     pub message_id: String,
+    /// Its correlation id ([`crate::message::correlation_id`]).
+    #[serde(default)]
+    pub correlation_id: String,
     pub identity: Option<String>,
     pub reason: String,
     pub parked_at_ms: u64,
@@ -160,6 +163,8 @@ pub struct Probe<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
     pub message_id: String,
+    /// Its correlation id ([`crate::message::correlation_id`]).
+    pub correlation_id: String,
     pub receipt: String,
     pub body: String,
     pub receive_count: u32,
@@ -272,6 +277,8 @@ use crate::inbox::{Current, Incoming};
 pub struct InboxWrite<'a> {
     pub incoming: &'a Incoming,
     pub message_id: &'a str,
+    /// The correlation id of the copy, stored beside its message id.
+    pub correlation_id: &'a str,
     pub now_ms: u64,
     /// Due-index shard of the record.
     pub shard: u32,

@@ -18,6 +18,10 @@ pub struct TripRequest {
     /// arrives (or is retried) after the flow resumed again is out of date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_at_ms: Option<u64>,
+    /// The correlation id of the message (or record) whose failures halted the flow; none for
+    /// an operator's halt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 /// close → backoff ("schedule probe `attempt`"), timer → close ("run probe `attempt`"),
@@ -87,7 +91,8 @@ pub enum CloseRequest {
 }
 
 /// Events on the bus (source `steadfast`), for dashboards and the error-logging/ticketing
-/// service. They carry identities and reasons, never payload bodies.
+/// service. They carry identities and reasons, never payload bodies. An event about a message
+/// carries its correlation id (`correlation_id`, left out when there is none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FlowEvent {
@@ -97,11 +102,16 @@ pub enum FlowEvent {
         message_id: String,
         attempts: u32,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        correlation_id: Option<String>,
     },
     FlowHalted {
         target: String,
         epoch: u64,
         reason: String,
+        /// The message whose failures halted the flow (none for an operator's halt).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        correlation_id: Option<String>,
     },
     ProbeFailed {
         target: String,
@@ -120,6 +130,8 @@ pub enum FlowEvent {
         identity: String,
         message_id: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        correlation_id: Option<String>,
     },
     /// The watchdog found the stored gate and reality apart and fixed it.
     GateRepaired {
@@ -199,7 +211,29 @@ mod tests {
                 wait_hint_ms: None,
                 manual: false,
                 observed_at_ms: None,
+                correlation_id: None,
             })
         );
+    }
+
+    #[test]
+    fn a_trip_request_and_the_halt_event_carry_the_correlation_id_only_when_there_is_one() {
+        let j = r#"{"kind":"trip","target":"p","reason":"r","correlation_id":"c-1"}"#;
+        let t: CloseRequest = serde_json::from_str(j).unwrap();
+        assert!(
+            matches!(&t, CloseRequest::Trip(t) if t.correlation_id.as_deref() == Some("c-1")),
+            "{t:?}"
+        );
+        assert_eq!(serde_json::to_string(&t).unwrap(), j);
+        let halted = |correlation_id: Option<&str>| FlowEvent::FlowHalted {
+            target: "p".into(),
+            epoch: 1,
+            reason: "r".into(),
+            correlation_id: correlation_id.map(str::to_owned),
+        };
+        let with = serde_json::to_value(halted(Some("c-1"))).unwrap();
+        assert_eq!(with["correlation_id"], "c-1");
+        let without = serde_json::to_value(halted(None)).unwrap();
+        assert!(without.get("correlation_id").is_none(), "{without}");
     }
 }

@@ -2,6 +2,9 @@
 //! (one [`Parker::park`] for every function) and answers with the partial batch response, so
 //! one bad message never holds back another and nothing is deleted that was not delivered or
 //! parked: a message whose parking failed is handed back.
+//!
+//! Every function triggered by SQS reads a message's correlation id here ([`correlation_id`]),
+//! and every log line about the message carries it as the field `correlation_id`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,7 +12,7 @@ use std::future::Future;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use futures::future::join_all;
 use steadfast_domain::ports::{EventBus, ParkedMessage, Parking, PortResult};
-use steadfast_domain::FlowEvent;
+use steadfast_domain::{FlowEvent, CORRELATION_ATTRIBUTE};
 use tracing::warn;
 
 /// How one message of a batch ends.
@@ -126,18 +129,20 @@ impl<P: Parking, E: EventBus> Parker<'_, P, E> {
             source: self.source.to_owned(),
             source_arn: m.source_arn.map(str::to_owned),
             message_id: m.message_id.to_owned(),
+            correlation_id: m.correlation_id.to_owned(),
             identity: identity.map(str::to_owned),
             reason: reason.to_owned(),
             parked_at_ms: crate::now_ms(),
             body: m.body.to_owned(),
         };
         if let Err(e) = self.parking.park(&parked).await {
-            warn!(source = self.source, message_id = m.message_id, reason, error = %e, outcome = "handed_back", "parking failed; the message comes back and is parked then");
+            warn!(source = self.source, message_id = m.message_id, correlation_id = m.correlation_id, reason, error = %e, outcome = "handed_back", "parking failed; the message comes back and is parked then");
             return Err(e);
         }
         warn!(
             source = self.source,
             message_id = m.message_id,
+            correlation_id = m.correlation_id,
             identity,
             reason,
             outcome = "parked",
@@ -148,18 +153,20 @@ impl<P: Parking, E: EventBus> Parker<'_, P, E> {
             identity: identity.unwrap_or_default().to_owned(),
             message_id: m.message_id.to_owned(),
             reason: reason.to_owned(),
+            correlation_id: Some(m.correlation_id.to_owned()),
         };
         if let Err(e) = self.events.emit(&event).await {
-            warn!(source = self.source, error = %e, "MessageParked event not emitted");
+            warn!(source = self.source, correlation_id = m.correlation_id, error = %e, "MessageParked event not emitted");
         }
         Ok(())
     }
 }
 
-/// What is kept of a parked message: its id, its body unchanged, and its queue.
+/// What is kept of a parked message: its ids, its body unchanged, and its queue.
 #[derive(Debug, Clone, Copy)]
 pub struct Parcel<'a> {
     pub message_id: &'a str,
+    pub correlation_id: &'a str,
     pub body: &'a str,
     pub source_arn: Option<&'a str>,
 }
@@ -168,6 +175,7 @@ impl<'a> Parcel<'a> {
     pub fn of(m: &'a SqsMessage) -> Self {
         Parcel {
             message_id: m.message_id.as_deref().unwrap_or_default(),
+            correlation_id: correlation_id(m),
             body: m.body.as_deref().unwrap_or_default(),
             source_arn: m.event_source_arn.as_deref(),
         }
@@ -193,6 +201,22 @@ where
 /// The SQS message id (empty if SQS sent none).
 pub fn message_id(m: &SqsMessage) -> String {
     m.message_id.clone().unwrap_or_default()
+}
+
+/// The message's correlation id: its `correlation_id` message attribute (of a `String` type)
+/// when the sender set a usable one, otherwise its SQS message id
+/// ([`steadfast_domain::correlation_id`]).
+pub fn correlation_id(m: &SqsMessage) -> &str {
+    let sent = m
+        .message_attributes
+        .get(CORRELATION_ATTRIBUTE)
+        .filter(|a| {
+            a.data_type
+                .as_deref()
+                .is_none_or(|t| t.starts_with("String"))
+        })
+        .and_then(|a| a.string_value.as_deref());
+    steadfast_domain::correlation_id(sent, m.message_id.as_deref().unwrap_or_default())
 }
 
 /// How often SQS has handed this message out, this time included.
@@ -282,6 +306,60 @@ mod tests {
             ("body 1", "not JSON")
         );
         assert_eq!(bus.types().len(), 1, "MessageParked emitted");
+        // AND the parked copy and its event carry the message's correlation id
+        assert_eq!(parked[0].correlation_id, "m1");
+        assert!(matches!(
+            &bus.0.lock().unwrap()[0],
+            FlowEvent::MessageParked { correlation_id: Some(c), .. } if c == "m1"
+        ));
+    }
+
+    /// A message as Lambda hands it over, with a `correlation_id` attribute of `data_type`.
+    fn sent_with(data_type: &str, value: &str) -> SqsMessage {
+        serde_json::from_value(serde_json::json!({
+            "messageId": "m-9",
+            "body": "{}",
+            "messageAttributes": {
+                "correlation_id": {"stringValue": value, "dataType": data_type}
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_correlation_id_is_the_senders_attribute_or_else_the_message_id() {
+        assert_eq!(
+            correlation_id(&sent_with("String", "order-flow-42")),
+            "order-flow-42"
+        );
+        assert_eq!(correlation_id(&sent_with("String.trace", "t-1")), "t-1");
+        assert_eq!(correlation_id(&sent_with("Number", "42")), "m-9");
+        assert_eq!(correlation_id(&sent_with("String", "has a space")), "m-9");
+        assert_eq!(correlation_id(&messages(1)[0]), "m0");
+        assert_eq!(
+            Parcel::of(&sent_with("String", "c-7")).correlation_id,
+            "c-7"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_parked_message_keeps_the_senders_correlation_id() {
+        let (parking, bus) = (MemParking::default(), MemBus::default());
+        let parker = Parker::of_source(&parking, &bus, "orders");
+        let batch = vec![sent_with("String", "flow-1")];
+        let fates = vec![Fate::Park {
+            reason: "bad".into(),
+            identity: None,
+        }];
+        parker.finish(&batch, fates).await;
+        let parked = parking.all();
+        assert_eq!(
+            (
+                parked[0].message_id.as_str(),
+                parked[0].correlation_id.as_str()
+            ),
+            ("m-9", "flow-1")
+        );
     }
 
     #[tokio::test]

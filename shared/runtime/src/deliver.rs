@@ -90,6 +90,8 @@ pub struct HaltRequest<'a> {
     pub pipeline: &'a str,
     pub identity: &'a str,
     pub message_id: &'a str,
+    /// The correlation id of the message (or record) whose failures decided the halt.
+    pub correlation_id: Option<&'a str>,
     /// When the failures were seen (the batch's start), so a trip from before the last resume
     /// is recognised as out of date.
     pub observed_at_ms: Option<u64>,
@@ -103,16 +105,18 @@ pub async fn request_halt<E: EventBus, I: Invoker>(
     who: &HaltRequest<'_>,
     trip: &Trip,
 ) {
-    warn!(pipeline = who.pipeline, message_id = who.message_id, identity = who.identity, attempts = trip.attempts, failures = trip.failures, reason = %trip.reason, outcome = "halt_requested", "the target is failing; asking close to halt the flow");
+    let correlation_id = who.correlation_id;
+    warn!(pipeline = who.pipeline, message_id = who.message_id, correlation_id, identity = who.identity, attempts = trip.attempts, failures = trip.failures, reason = %trip.reason, outcome = "halt_requested", "the target is failing; asking close to halt the flow");
     let failed = FlowEvent::DeliveryFailed {
         target: who.target.to_owned(),
         identity: who.identity.to_owned(),
         message_id: who.message_id.to_owned(),
         attempts: trip.attempts,
         reason: trip.reason.clone(),
+        correlation_id: correlation_id.map(str::to_owned),
     };
     if let Err(e) = events.emit(&failed).await {
-        warn!(pipeline = who.pipeline, error = %e, "DeliveryFailed event not emitted");
+        warn!(pipeline = who.pipeline, correlation_id, error = %e, "DeliveryFailed event not emitted");
     }
     let request = CloseRequest::Trip(TripRequest {
         target: who.target.to_owned(),
@@ -123,19 +127,27 @@ pub async fn request_halt<E: EventBus, I: Invoker>(
         wait_hint_ms: trip.wait_hint.map(|d: Duration| d.as_millis() as u64),
         manual: false,
         observed_at_ms: who.observed_at_ms,
+        correlation_id: correlation_id.map(str::to_owned),
     });
     if let Err(e) = invoker.close(&request).await {
-        warn!(pipeline = who.pipeline, error = %e, "trip request not sent; the next run asks again");
+        warn!(pipeline = who.pipeline, correlation_id, error = %e, "trip request not sent; the next run asks again");
     }
 }
 
-/// Logs one answer as the delivery pipelines do.
-pub fn log_answer(pipeline: &str, key: &str, attempt: u32, outcome: &Outcome) {
+/// Logs one answer as the delivery pipelines do, with the correlation id of what was sent.
+pub fn log_answer(
+    pipeline: &str,
+    key: &str,
+    correlation_id: Option<&str>,
+    attempt: u32,
+    outcome: &Outcome,
+) {
     match outcome {
         Outcome::Delivered { status } => {
             info!(
                 pipeline,
                 key,
+                correlation_id,
                 status,
                 attempt,
                 outcome = "delivered",
@@ -146,6 +158,7 @@ pub fn log_answer(pipeline: &str, key: &str, attempt: u32, outcome: &Outcome) {
             info!(
                 pipeline,
                 key,
+                correlation_id,
                 attempt,
                 reason,
                 outcome = "refused",
@@ -159,6 +172,7 @@ pub fn log_answer(pipeline: &str, key: &str, attempt: u32, outcome: &Outcome) {
             info!(
                 pipeline,
                 key,
+                correlation_id,
                 attempt,
                 reason,
                 retry_after_ms = retry_after.map(|d| d.as_millis() as u64),
@@ -236,13 +250,18 @@ mod tests {
             pipeline: "orders",
             identity: "A",
             message_id: "m0",
+            correlation_id: Some("c-0"),
             observed_at_ms: Some(7),
         };
         request_halt(&bus, &invoker, &who, &trip).await;
         assert_eq!(bus.types(), vec!["DeliveryFailed"]);
+        assert!(matches!(
+            &bus.0.lock().unwrap()[0],
+            FlowEvent::DeliveryFailed { correlation_id: Some(c), .. } if c == "c-0"
+        ));
         let closes = invoker.all();
         assert!(
-            matches!(&closes[..], [steadfast_domain::fakes::Invoked::Close(CloseRequest::Trip(t))] if t.wait_hint_ms == Some(30_000) && t.observed_at_ms == Some(7)),
+            matches!(&closes[..], [steadfast_domain::fakes::Invoked::Close(CloseRequest::Trip(t))] if t.wait_hint_ms == Some(30_000) && t.observed_at_ms == Some(7) && t.correlation_id.as_deref() == Some("c-0")),
             "{closes:?}"
         );
     }

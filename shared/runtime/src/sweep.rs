@@ -3,9 +3,9 @@
 
 use futures::future::join_all;
 use serde_json::Value;
-use steadfast_domain::lease::{Claimed, LeasePolicy, Settled};
+use steadfast_domain::lease::{Claimed, LeasePolicy, Leased, Settled};
 use steadfast_domain::ports::{ErrorKind, LeasedStore, PortResult};
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 /// What started a leased-record worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +156,10 @@ pub async fn claim_all<S: LeasedStore>(
     };
     for (id, claim) in claims {
         match claim {
-            Ok(Some(c)) => held.claimed.push(c),
+            Ok(Some(c)) => {
+                debug!(pipeline, id = %c.id, correlation_id = c.record.correlation_id(), attempts = c.attempts, outcome = "claimed");
+                held.claimed.push(c)
+            }
             Ok(None) => held.skipped += 1,
             Err(e) if e.kind == ErrorKind::Malformed => {
                 error!(pipeline, id = %id, error = %e, outcome = "failed", "claimed item cannot be read; set Failed");
@@ -174,14 +177,19 @@ pub async fn claim_all<S: LeasedStore>(
 /// Logs a settle that did not take: a lost lease (another worker owns the record) or a failed
 /// write (the claim holds until its lease ends; then a sweep finds the record again). `Some`
 /// with what the settle did when it took.
-pub fn settled<R>(pipeline: &str, c: &Claimed<R>, written: PortResult<Settled>) -> Option<Settled> {
+pub fn settled<R: Leased>(
+    pipeline: &str,
+    c: &Claimed<R>,
+    written: PortResult<Settled>,
+) -> Option<Settled> {
+    let correlation_id = c.record.correlation_id();
     match written {
         Ok(Settled::LeaseLost) => {
-            warn!(pipeline, id = %c.id, "lease lost before settling; another worker owns the record");
+            warn!(pipeline, id = %c.id, correlation_id, "lease lost before settling; another worker owns the record");
             None
         }
         Err(e) => {
-            error!(pipeline, id = %c.id, error = %e, "settle failed; the record is due again after its lease");
+            error!(pipeline, id = %c.id, correlation_id, error = %e, "settle failed; the record is due again after its lease");
             None
         }
         Ok(done) => Some(done),

@@ -23,7 +23,7 @@ pub(super) fn currency(c: &mut Checker) -> Option<(String, u32)> {
             None => {
                 c.fail(
                     "/loan/currency",
-                    format!("'{s}' is not supported (supported: {})", codes()),
+                    format!("is not a supported currency (supported: {})", codes()),
                 );
                 None
             }

@@ -274,7 +274,8 @@ impl Target for ScriptedTarget {
 }
 
 /// A guarded queue in memory for the message probe: messages are taken in order; `done`
-/// deletes, `release` puts back at the front.
+/// deletes, `release` puts back at the front. Message `i` has id `q{i}` and correlation id
+/// `c-q{i}`.
 #[derive(Default)]
 pub struct MemProbeSource {
     pub queue: Mutex<VecDeque<Queued>>,
@@ -291,6 +292,7 @@ impl MemProbeSource {
         for (i, b) in bodies.iter().enumerate() {
             lock(&s.queue).push_back(Queued {
                 message_id: format!("q{i}"),
+                correlation_id: format!("c-q{i}"),
                 receipt: format!("r{i}"),
                 body: (*b).to_owned(),
                 receive_count: 1,

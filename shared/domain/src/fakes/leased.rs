@@ -103,6 +103,7 @@ impl MemOutbox {
             detail: r.detail,
             created_at_ms: r.created_at_ms,
             requeued_at_ms: None,
+            correlation_id: r.correlation_id,
         };
         let row = MemRow::pending(record, r.shard, r.created_at_ms);
         lock(&self.0).insert(r.id, row);
@@ -216,7 +217,11 @@ impl InboxStore for MemInbox {
         if m.contains_key(&w.incoming.id) {
             return Ok(false);
         }
-        let mut row = MemRow::pending(InboxRecord::of(w.incoming, 1), w.shard, w.now_ms);
+        let mut row = MemRow::pending(
+            InboxRecord::of(w.incoming, 1, w.correlation_id),
+            w.shard,
+            w.now_ms,
+        );
         row.hash = w.incoming.hash.clone();
         m.insert(w.incoming.id.clone(), row);
         Ok(true)
@@ -237,7 +242,7 @@ impl InboxStore for MemInbox {
         if r.record.version != seen.version || r.status != seen.status {
             return Ok(false);
         }
-        r.record = InboxRecord::of(w.incoming, version);
+        r.record = InboxRecord::of(w.incoming, version, w.correlation_id);
         r.hash = w.incoming.hash.clone();
         r.status = status;
         if fresh {

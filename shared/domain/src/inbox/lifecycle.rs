@@ -19,16 +19,21 @@ pub struct InboxRecord {
     pub changed_at_ms: u64,
     /// Canonical JSON text of the clean record.
     pub record: String,
+    /// The correlation id of the copy that was accepted as this version (absent on records
+    /// written before it was stored).
+    #[serde(default)]
+    pub correlation_id: Option<String>,
 }
 
 impl InboxRecord {
-    /// The record `incoming` stores as `version`.
-    pub fn of(incoming: &Incoming, version: u64) -> Self {
+    /// The record `incoming` stores as `version`, from the message with `correlation_id`.
+    pub fn of(incoming: &Incoming, version: u64, correlation_id: &str) -> Self {
         InboxRecord {
             entity: incoming.entity.clone(),
             version,
             changed_at_ms: incoming.changed_at_ms,
             record: incoming.record.clone(),
+            correlation_id: Some(correlation_id.to_owned()),
         }
     }
 }
@@ -36,6 +41,9 @@ impl InboxRecord {
 impl Leased for InboxRecord {
     fn version(&self) -> Option<u64> {
         Some(self.version)
+    }
+    fn correlation_id(&self) -> Option<&str> {
+        self.correlation_id.as_deref()
     }
 }
 
@@ -80,6 +88,7 @@ mod tests {
                 version: 2,
                 changed_at_ms: 0,
                 record: r#"{"name":"A"}"#.into(),
+                correlation_id: Some("c-1".into()),
             },
         };
         assert_eq!(c.idempotency_key(), "customer/C1/2");
