@@ -2,7 +2,8 @@
 //! CloudFormation (`--stack NAME`), as an operator runs it: `status` sees what a test made
 //! (a halted gate, a parked message, a pending outbox record) and says so in its exit code;
 //! `halt` and `resume` steer the flow; `replay parked` and `requeue outbox --failed` bring
-//! messages and records back, each delivered exactly once.
+//! messages and records back, each delivered exactly once; `replay dlq` moves dead letters by
+//! SQS's own message move task.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -232,6 +233,15 @@ async fn replay_parked_delivers_orders_parked_on_401_exactly_once_after_the_toke
         .await?;
     assert_each_created_once(&l, &orders);
     assert_eq!(parked(&l).await?, 0);
+    // AND a dead letter goes back to its source by SQS's message move task
+    let dead = vec!["D-001".to_owned()];
+    l.send_to("OrdersDLQ", &[order(&dead[0])]).await?;
+    let (code, r) = steadfast(&l, &["replay", "dlq", "--source", "orders"]).await?;
+    assert_eq!((code, &r["moved"]["OrdersQueue"]), (0, &1.into()), "{r}");
+    assert_eq!(r["method"]["OrdersDLQ"], "move-task");
+    wait_created(&l, &dead, Duration::from_secs(60)).await?;
+    let all: Vec<String> = orders.iter().chain(&dead).cloned().collect();
+    assert_each_created_once(&l, &all);
     l.down().await;
     Ok(())
 }

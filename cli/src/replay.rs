@@ -1,5 +1,8 @@
 //! `steadfast replay parked|dlq`: messages back on their source queue, body unchanged.
 //!
+//! The body goes back unchanged, with the message's `correlation_id` attribute (parked
+//! messages carry it), so the replayed message keeps its correlation id.
+//!
 //! Dead letters move with SQS's own message move task (to the queue they were dead-lettered
 //! from); with `--limit` or `--dry-run`, and for the parking queue (not a redrive DLQ), by
 //! receive, send, then delete. A crash between the send and the delete leaves the message in
@@ -163,11 +166,20 @@ async fn move_messages(
                 (Some(found), false) => found,
             };
             let id = m.message_id().unwrap_or_default();
+            // The message's correlation id travels on, so its story stays one thread.
+            let correlation = m
+                .message_attributes()
+                .and_then(|a| a.get("correlation_id"))
+                .filter(|v| v.string_value().is_some())
+                .cloned();
             let sent = aws
                 .sqs
                 .send_message()
                 .queue_url(&url)
                 .message_body(m.body().unwrap_or_default())
+                .set_message_attributes(
+                    correlation.map(|c| [("correlation_id".to_owned(), c)].into()),
+                )
                 .send()
                 .await;
             if let Err(e) = sent {
