@@ -130,6 +130,13 @@ async fn status_shows_a_halted_gate_a_parked_message_and_a_pending_record_and_ex
     l.faults.set_bus(BusFaults::default());
     wait_created(&l, &orders, Duration::from_secs(90)).await?;
     assert_eq!(l.take_parked().await?.len(), 1);
+    l.wait_for("APP-S-1 published", Duration::from_secs(90), || async {
+        Ok(l.approvals()
+            .await?
+            .iter()
+            .any(|a| a.application_id == "APP-S-1"))
+    })
+    .await?;
     // THEN status needs nothing again and exits 0
     l.wait_for("status exit 0", Duration::from_secs(90), || async {
         Ok(steadfast(&l, &["status"]).await?.0 == 0)
@@ -164,11 +171,28 @@ async fn a_manual_halt_holds_every_order_survives_a_healthy_probe_and_resume_del
         (0, &"Halted".into(), &true.into())
     );
     assert_eq!(g["reason"], "portal migration");
+    let refused_probes = || -> Result<usize> {
+        Ok(l.function_log("close")?
+            .iter()
+            .filter(|line| line["fields"]["outcome"] == "no_op")
+            .filter(|line| {
+                line["fields"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("halted by an operator"))
+            })
+            .count())
+    };
+    let refused_before = refused_probes()?;
     l.portal.set(Mode::Up);
     let second = ids("H2", 5);
     send_orders(&l, &second).await?;
-    // THEN no probe lifts the manual halt (the backoff cap is 8 s) and nothing is delivered
+    // THEN the probe timer already set (the backoff cap is 8 s) comes and is refused: no probe
+    // lifts the manual halt, and nothing is delivered
     tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(
+        refused_probes()? > refused_before,
+        "no probe timer came while halted by hand"
+    );
     let (_, s) = steadfast(&l, &["status"]).await?;
     assert_eq!(s["gates"][0]["state"], "Halted", "{s:#}");
     assert_eq!(s["gates"][0]["manual"], true);
@@ -272,6 +296,10 @@ async fn requeue_outbox_failed_publishes_a_failed_record_exactly_once() -> Resul
         Ok(l.outbox_statuses().await?.get("Failed") == Some(&1))
     })
     .await?;
+    // AND status says so, with the way out
+    let (code, s) = steadfast(&l, &["status"]).await?;
+    assert_eq!(code, 1, "{s:#}");
+    assert!(kinds(&s).contains(&"failed".to_owned()), "{s:#}");
     let (code, story) = steadfast(&l, &["inspect", "outbox", "POISON-Q"]).await?;
     assert_eq!(
         (code, &story["attributes"]["status"]),

@@ -203,7 +203,10 @@ async fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32> {
         Command::Halt { target, reason } => {
             let r = act::halt(&stack, &aws, &target, &reason).await?;
             emit(out, json, &r, act::render_gate)?;
-            Ok(0)
+            if !r.manual {
+                eprintln!("the halt did not take: the gate is {} (try again)", r.state);
+            }
+            Ok(i32::from(!r.manual))
         }
         Command::Resume { target } => {
             let r = act::resume(&stack, &aws, &target).await?;

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, QueueAttributeName};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -36,6 +36,8 @@ pub struct Replayed {
     pub skipped: u64,
     /// Messages that could not be moved (left in place).
     pub failed: u64,
+    /// What went wrong, queue by queue (the other queues were still replayed).
+    pub errors: Vec<String>,
 }
 
 pub async fn run(
@@ -67,8 +69,14 @@ pub async fn run(
                 let to = stack.physical(s.queue())?;
                 if limit.is_none() && !dry_run {
                     r.method.insert(s.dead_letters().into(), "move-task".into());
-                    let n = move_task(aws, dlq, to).await?;
-                    *r.moved.entry(s.queue().into()).or_insert(0) += n;
+                    match move_task(aws, dlq, to).await {
+                        Ok(n) => *r.moved.entry(s.queue().into()).or_insert(0) += n,
+                        Err((moved, e)) => {
+                            *r.moved.entry(s.queue().into()).or_insert(0) += moved;
+                            r.failed += 1;
+                            r.errors.push(format!("{}: {e:#}", s.dead_letters()));
+                        }
+                    }
                 } else {
                     r.method
                         .insert(s.dead_letters().into(), "receive-and-send".into());
@@ -132,6 +140,7 @@ async fn move_messages(
     );
     // Messages left in place stay held until the end, so the queue runs dry of new ones.
     let mut held = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut done = 0u64;
     while *budget > 0 {
         let out = aws
@@ -145,10 +154,21 @@ async fn move_messages(
             .send()
             .await
             .map_err(|e| anyhow!("ReceiveMessage {}: {}", queue_name(from), describe(&e)))?;
-        if out.messages().is_empty() {
+        // A message seen before came back (its hold ran out during a long pass): the queue has
+        // nothing new left.
+        let (fresh, repeated): (Vec<&Message>, Vec<&Message>) = out
+            .messages()
+            .iter()
+            .partition(|m| seen.insert(m.message_id().unwrap_or_default().to_owned()));
+        held.extend(
+            repeated
+                .iter()
+                .map(|m| m.receipt_handle().unwrap_or_default().to_owned()),
+        );
+        if fresh.is_empty() {
             break;
         }
-        for m in out.messages() {
+        for m in fresh {
             let receipt = m.receipt_handle().unwrap_or_default().to_owned();
             let target = if *budget > 0 { dest(m) } else { None };
             let (label, url) = match (target, dry_run) {
@@ -167,11 +187,19 @@ async fn move_messages(
             };
             let id = m.message_id().unwrap_or_default();
             // The message's correlation id travels on, so its story stays one thread.
+            // (a message without one was correlated by its own message id)
             let correlation = m
                 .message_attributes()
                 .and_then(|a| a.get("correlation_id"))
                 .filter(|v| v.string_value().is_some())
-                .cloned();
+                .cloned()
+                .or_else(|| {
+                    MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(id)
+                        .build()
+                        .ok()
+                });
             let sent = aws
                 .sqs
                 .send_message()
@@ -243,71 +271,113 @@ async fn arn(aws: &Aws, url: &str) -> Result<String> {
         .ok_or_else(|| anyhow!("{} has no ARN", queue_name(url)))
 }
 
-/// SQS's message move task from a dead-letter queue to `to`; waits until it ends and returns
-/// how many it moved.
-async fn move_task(aws: &Aws, dlq: &str, to: &str) -> Result<u64> {
-    let (source_arn, destination_arn) = (arn(aws, dlq).await?, arn(aws, to).await?);
-    let depth = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(dlq)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
+/// SQS's message move task from a dead-letter queue to `to` (or the one already running
+/// there); waits until it ends, and returns how many it moved, or, when it failed, how many it
+/// had moved and why. A task that moves nothing for 5 minutes is left running and reported.
+async fn move_task(aws: &Aws, dlq: &str, to: &str) -> Result<u64, (u64, anyhow::Error)> {
+    let source_arn = arn(aws, dlq).await.map_err(|e| (0, e))?;
+    let destination_arn = arn(aws, to).await.map_err(|e| (0, e))?;
+    let depth = depth(aws, dlq).await.map_err(|e| (0, e))?;
+    let running = latest_task(aws, &source_arn, dlq)
         .await
-        .map_err(|e| anyhow!("GetQueueAttributes {}: {}", queue_name(dlq), describe(&e)))?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    if depth == 0 {
+        .map_err(|e| (0, e))?
+        .is_some_and(|t| t.status() == Some("RUNNING"));
+    if depth == 0 && !running {
         return Ok(0);
     }
-    aws.sqs
-        .start_message_move_task()
-        .source_arn(&source_arn)
-        .destination_arn(&destination_arn)
-        .send()
-        .await
-        .map_err(|e| anyhow!("StartMessageMoveTask {}: {}", queue_name(dlq), describe(&e)))?;
+    if !running {
+        aws.sqs
+            .start_message_move_task()
+            .source_arn(&source_arn)
+            .destination_arn(&destination_arn)
+            .send()
+            .await
+            .map_err(|e| {
+                (
+                    0,
+                    anyhow!("StartMessageMoveTask {}: {}", queue_name(dlq), describe(&e)),
+                )
+            })?;
+    }
     let bar = ProgressBar::new(depth).with_style(
         ProgressStyle::with_template("move {bar:30} {pos}/{len}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    loop {
-        let tasks = aws
-            .sqs
-            .list_message_move_tasks()
-            .source_arn(&source_arn)
-            .max_results(1)
-            .send()
-            .await
-            .map_err(|e| anyhow!("ListMessageMoveTasks {}: {}", queue_name(dlq), describe(&e)))?;
-        let Some(t) = tasks.results().first() else {
-            return Err(anyhow!(
-                "the move task of {} is not listed",
-                queue_name(dlq)
-            ));
+    let (mut moved, mut progress_at) = (0u64, std::time::Instant::now());
+    let result = loop {
+        let t = match latest_task(aws, &source_arn, dlq).await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                break Err(anyhow!(
+                    "the move task of {} is not listed",
+                    queue_name(dlq)
+                ))
+            }
+            Err(e) => break Err(e),
         };
-        let moved = t.approximate_number_of_messages_moved().max(0) as u64;
+        let now_moved = t.approximate_number_of_messages_moved().max(0) as u64;
+        if now_moved > moved {
+            (moved, progress_at) = (now_moved, std::time::Instant::now());
+        }
         bar.set_position(moved);
         match t.status() {
-            Some("RUNNING") | Some("CANCELLING") | None => {
+            Some("COMPLETED") => break Ok(moved),
+            Some("RUNNING" | "CANCELLING") | None if progress_at.elapsed() > STALLED => {
+                break Err(anyhow!(
+                    "the move task of {} moved nothing for {} s; it is left running",
+                    queue_name(dlq),
+                    STALLED.as_secs()
+                ))
+            }
+            Some("RUNNING" | "CANCELLING") | None => {
                 tokio::time::sleep(Duration::from_millis(500)).await
             }
-            Some("COMPLETED") => {
-                bar.finish_and_clear();
-                return Ok(moved);
-            }
             Some(other) => {
-                bar.finish_and_clear();
-                return Err(anyhow!(
-                    "the move task of {} ended {other} after {moved} message(s): {}",
+                break Err(anyhow!(
+                    "the move task of {} ended {other}: {}",
                     queue_name(dlq),
                     t.failure_reason().unwrap_or("no reason given")
-                ));
+                ))
             }
         }
-    }
+    };
+    bar.finish_and_clear();
+    result.map_err(|e| (moved, e))
+}
+
+/// A move task that moves nothing for this long is reported, not waited for.
+const STALLED: Duration = Duration::from_secs(300);
+
+async fn depth(aws: &Aws, url: &str) -> Result<u64> {
+    Ok(aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .map_err(|e| anyhow!("GetQueueAttributes {}: {}", queue_name(url), describe(&e)))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0))
+}
+
+/// The newest message move task of a queue, if any.
+async fn latest_task(
+    aws: &Aws,
+    source_arn: &str,
+    dlq: &str,
+) -> Result<Option<aws_sdk_sqs::types::ListMessageMoveTasksResultEntry>> {
+    let tasks = aws
+        .sqs
+        .list_message_move_tasks()
+        .source_arn(source_arn)
+        .max_results(1)
+        .send()
+        .await
+        .map_err(|e| anyhow!("ListMessageMoveTasks {}: {}", queue_name(dlq), describe(&e)))?;
+    Ok(tasks.results().first().cloned())
 }
 
 pub fn render(r: &Replayed) -> String {
@@ -331,9 +401,12 @@ pub fn render(r: &Replayed) -> String {
     }
     if r.failed > 0 {
         out += &format!(
-            "  {} could not be moved and stay where they were\n",
+            "  {} message(s) or move task(s) failed; what was not moved stays where it was\n",
             r.failed
         );
+    }
+    for e in &r.errors {
+        out += &format!("  error: {e}\n");
     }
     out
 }

@@ -155,7 +155,7 @@ impl Stack {
             .map(|(l, r)| (l.as_str(), r.physical.as_str()))
     }
 
-    fn parameter(&self, name: &str) -> Option<&str> {
+    pub fn parameter(&self, name: &str) -> Option<&str> {
         self.parameters
             .get(name)
             .map(String::as_str)

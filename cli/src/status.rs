@@ -25,8 +25,19 @@ pub struct Status {
     pub gates: Vec<GateRow>,
     pub queues: Vec<QueueRow>,
     pub tables: Vec<TableRow>,
+    /// Every event source mapping of the stack.
+    pub mappings: Vec<MappingInfo>,
     pub parked: Parked,
     pub attention: Vec<Attention>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MappingInfo {
+    pub logical: String,
+    pub uuid: String,
+    pub state: String,
+    /// The target whose gate switches this mapping (it is off while that gate is halted).
+    pub switched_by: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -36,6 +47,8 @@ pub struct GateRow {
     pub state: String,
     pub manual: bool,
     pub since_ms: u64,
+    /// The gate's last transition.
+    pub changed_at_ms: u64,
     pub reason: String,
     pub epoch: u64,
     pub attempt: u32,
@@ -63,7 +76,12 @@ pub struct QueueRow {
     /// The oldest message's age in seconds (CloudWatch for the sources, a sample for parked
     /// and dead-lettered messages); `None` when not known.
     pub oldest_age_s: Option<u64>,
+    /// Why the oldest age could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_age_error: Option<String>,
     pub retention_s: u64,
+    /// The age past which the template's alarm fires (`QueueAgeAlarmSeconds`, sources only).
+    pub age_alarm_s: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,8 +91,12 @@ pub struct TableRow {
     pub by_status: BTreeMap<String, u64>,
     /// Age of the oldest record still pending (`ToBeProcessed`, `InProgress`), seconds.
     pub oldest_pending_age_s: Option<u64>,
-    /// `InProgress` records whose lease ended more than the grace ago.
+    /// `InProgress` records whose lease ended more than the grace ago (ids, at most 10).
     pub stuck: Vec<String>,
+    pub stuck_count: u64,
+    /// `ToBeProcessed` records due more than the grace ago and not taken (ids, at most 10).
+    pub overdue: Vec<String>,
+    pub overdue_count: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,7 +116,8 @@ pub struct Reason {
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Attention {
-    /// `halted`, `no-probe`, `mapping`, `stuck`, `near-retention`, `dead-letters`, `parked`.
+    /// `halted`, `no-probe`, `mapping`, `stuck`, `overdue`, `failed`, `old-messages`,
+    /// `near-retention`, `unreadable`, `dead-letters`, `parked`.
     pub kind: String,
     pub subject: String,
     pub cause: String,
@@ -117,9 +140,12 @@ pub async fn read(stack: &Stack, aws: &Aws, grace_s: u64) -> Result<Status> {
     for t in stack.targets() {
         gates.push(gate(aws, gates_table, &t).await?);
     }
+    let age_alarm_s = stack
+        .parameter("QueueAgeAlarmSeconds")
+        .and_then(|v| v.parse().ok());
     let mut queues = Vec::new();
     for (logical, url) in stack.of_kind("AWS::SQS::Queue") {
-        queues.push(queue(aws, logical, url, now).await?);
+        queues.push(queue(aws, logical, url, now, age_alarm_s).await?);
     }
     let mut tables = Vec::new();
     for t in [Table::Outbox, Table::Inbox] {
@@ -127,12 +153,14 @@ pub async fn read(stack: &Stack, aws: &Aws, grace_s: u64) -> Result<Status> {
         tables.push(table(aws, t, name, now, grace_s).await?);
     }
     let parked = parked(aws, stack, &queues).await?;
+    let mappings = mappings(aws, stack).await?;
     let mut s = Status {
         stack: stack.name.clone(),
         at_ms: now,
         gates,
         queues,
         tables,
+        mappings,
         parked,
         attention: Vec::new(),
     };
@@ -182,6 +210,7 @@ async fn gate(aws: &Aws, table: &str, t: &Target) -> Result<GateRow> {
         } else {
             g.changed_at_ms
         },
+        changed_at_ms: g.changed_at_ms,
         reason: g.reason.clone(),
         epoch: g.epoch,
         attempt: g.attempt,
@@ -208,7 +237,39 @@ fn count(
     attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
-async fn queue(aws: &Aws, logical: &str, url: &str, now: u64) -> Result<QueueRow> {
+/// Every event source mapping of the stack and its state.
+async fn mappings(aws: &Aws, stack: &Stack) -> Result<Vec<MappingInfo>> {
+    let switched: BTreeMap<String, String> = stack
+        .targets()
+        .into_iter()
+        .filter_map(|t| Some((t.mapping?, t.name)))
+        .collect();
+    let mut out = Vec::new();
+    for (logical, uuid) in stack.of_kind("AWS::Lambda::EventSourceMapping") {
+        let m = aws
+            .lambda
+            .get_event_source_mapping()
+            .uuid(uuid)
+            .send()
+            .await
+            .map_err(|e| anyhow!("GetEventSourceMapping {logical}: {}", describe(&e)))?;
+        out.push(MappingInfo {
+            logical: logical.to_owned(),
+            uuid: uuid.to_owned(),
+            state: m.state().unwrap_or("unknown").to_owned(),
+            switched_by: switched.get(uuid).cloned(),
+        });
+    }
+    Ok(out)
+}
+
+async fn queue(
+    aws: &Aws,
+    logical: &str,
+    url: &str,
+    now: u64,
+    age_alarm_s: Option<u64>,
+) -> Result<QueueRow> {
     let out = aws
         .sqs
         .get_queue_attributes()
@@ -220,16 +281,24 @@ async fn queue(aws: &Aws, logical: &str, url: &str, now: u64) -> Result<QueueRow
     let attrs = out.attributes().cloned().unwrap_or_default();
     let role = role(logical);
     let visible = count(&attrs, QueueAttributeName::ApproximateNumberOfMessages);
-    let oldest_age_s = match role {
+    let (oldest_age_s, oldest_age_error) = match role {
         // Receiving from a source would count towards its redrive; CloudWatch tells instead.
-        "source" | "timers" | "events" => oldest_from_cloudwatch(aws, queue_name(url), now).await,
-        _ if visible > 0 => sample(aws, url, SAMPLE)
-            .await?
-            .iter()
-            .map(|m| m.sent_ms)
-            .min()
-            .map(|t| now.saturating_sub(t) / 1000),
-        _ => None,
+        "source" | "timers" | "events" => {
+            match oldest_from_cloudwatch(aws, queue_name(url), now).await {
+                Ok(age) => (age, None),
+                Err(e) => (None, Some(e)),
+            }
+        }
+        _ if visible > 0 => (
+            sample(aws, url, SAMPLE)
+                .await?
+                .iter()
+                .map(|m| m.sent_ms)
+                .min()
+                .map(|t| now.saturating_sub(t) / 1000),
+            None,
+        ),
+        _ => (None, None),
     };
     Ok(QueueRow {
         logical: logical.to_owned(),
@@ -245,12 +314,15 @@ async fn queue(aws: &Aws, logical: &str, url: &str, now: u64) -> Result<QueueRow
             QueueAttributeName::ApproximateNumberOfMessagesDelayed,
         ),
         oldest_age_s,
+        oldest_age_error,
         retention_s: count(&attrs, QueueAttributeName::MessageRetentionPeriod),
+        age_alarm_s: age_alarm_s.filter(|_| role == "source"),
     })
 }
 
-/// `ApproximateAgeOfOldestMessage` of the last 10 minutes (the largest), if CloudWatch has it.
-async fn oldest_from_cloudwatch(aws: &Aws, queue: &str, now: u64) -> Option<u64> {
+/// `ApproximateAgeOfOldestMessage` of the last 10 minutes (the largest), if CloudWatch has it;
+/// an error when CloudWatch cannot be read.
+async fn oldest_from_cloudwatch(aws: &Aws, queue: &str, now: u64) -> Result<Option<u64>, String> {
     use aws_sdk_cloudwatch::primitives::DateTime;
     use aws_sdk_cloudwatch::types::{Dimension, Statistic};
     let secs = (now / 1000) as i64;
@@ -266,12 +338,13 @@ async fn oldest_from_cloudwatch(aws: &Aws, queue: &str, now: u64) -> Option<u64>
         .statistics(Statistic::Maximum)
         .send()
         .await
-        .ok()?;
-    out.datapoints()
+        .map_err(|e| format!("CloudWatch GetMetricStatistics: {}", describe(&e)))?;
+    Ok(out
+        .datapoints()
         .iter()
         .filter_map(|d| d.maximum())
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
-        .map(|v| v as u64)
+        .map(|v| v as u64))
 }
 
 /// A message seen without taking it: its send time and, when parked, why.
@@ -324,7 +397,9 @@ async fn sample(aws: &Aws, url: &str, max: usize) -> Result<Vec<Peeked>> {
 async fn table(aws: &Aws, t: Table, name: &str, now: u64, grace_s: u64) -> Result<TableRow> {
     let mut by_status = BTreeMap::new();
     let mut oldest: Option<u64> = None;
-    let mut stuck = Vec::new();
+    let (mut stuck, mut stuck_count) = (Vec::new(), 0);
+    let (mut overdue, mut overdue_count) = (Vec::new(), 0);
+    let late = |due: Option<u64>| due.is_some_and(|d| d + grace_s * 1000 < now);
     let mut pages = aws
         .dynamodb
         .scan()
@@ -352,10 +427,15 @@ async fn table(aws: &Aws, t: Table, name: &str, now: u64, grace_s: u64) -> Resul
                 oldest = Some(oldest.map_or(age, |o| o.max(age)));
             }
         }
-        if status == "InProgress"
-            && number("due_at").is_some_and(|lease_end| lease_end + grace_s * 1000 < now)
-        {
-            stuck.push(text("id"));
+        if late(number("due_at")) {
+            let (ids, n) = match status.as_str() {
+                "InProgress" => (&mut stuck, &mut stuck_count),
+                _ => (&mut overdue, &mut overdue_count),
+            };
+            *n += 1;
+            if ids.len() < 10 {
+                ids.push(text("id"));
+            }
         }
         *by_status.entry(status).or_insert(0) += 1;
     }
@@ -365,6 +445,9 @@ async fn table(aws: &Aws, t: Table, name: &str, now: u64, grace_s: u64) -> Resul
         by_status,
         oldest_pending_age_s: oldest,
         stuck,
+        stuck_count,
+        overdue,
+        overdue_count,
     })
 }
 
@@ -402,69 +485,124 @@ async fn parked(aws: &Aws, stack: &Stack, queues: &[QueueRow]) -> Result<Parked>
 /// What needs attention, each with its cause.
 pub fn needs(s: &Status, grace_s: u64) -> Vec<Attention> {
     let now = s.at_ms;
+    let grace_ms = grace_s * 1000;
     let mut out = Vec::new();
     for g in &s.gates {
         let mapping_on = g.mapping.as_ref().map(|m| m.state.as_str());
         if g.state != "Flowing" {
             let who = if g.manual { "an operator" } else { "failures" };
+            let state = g.state.to_lowercase();
+            let since = ago(g.since_ms, now);
             out.push(attention(
                 "halted",
                 &g.target,
-                format!(
-                    "{} by {who} {}: {}",
-                    g.state.to_lowercase(),
-                    ago(g.since_ms, now),
-                    g.reason
-                ),
+                format!("{state} by {who} {since}: {}", g.reason),
             ));
-            match g.next_probe_at_ms {
-                Some(due) if due + grace_s * 1000 < now && g.state == "Halted" => {
-                    out.push(attention(
-                        "no-probe",
-                        &g.target,
-                        format!(
-                            "probe {} was due {} and has not run",
-                            g.attempt,
-                            ago(due, now)
-                        ),
-                    ))
-                }
-                _ => {}
+        }
+        match (g.state.as_str(), g.next_probe_at_ms) {
+            ("Halted", Some(due)) if due + grace_ms < now => out.push(attention(
+                "no-probe",
+                &g.target,
+                format!(
+                    "probe {} was due {} and has not run",
+                    g.attempt,
+                    ago(due, now)
+                ),
+            )),
+            ("Probing", _) if g.changed_at_ms + grace_ms < now => out.push(attention(
+                "no-probe",
+                &g.target,
+                format!(
+                    "probe {} began {} and has not ended",
+                    g.attempt,
+                    ago(g.changed_at_ms, now)
+                ),
+            )),
+            ("Flowing", _) if matches!(mapping_on, Some("Disabled" | "Disabling")) => {
+                out.push(attention(
+                    "mapping",
+                    &g.target,
+                    "the gate is flowing but its mapping is disabled: nothing is consumed".into(),
+                ))
             }
-        } else if matches!(mapping_on, Some("Disabled") | Some("Disabling")) {
+            _ => {}
+        }
+    }
+    for m in s.mappings.iter().filter(|m| m.switched_by.is_none()) {
+        if m.state != "Enabled" {
             out.push(attention(
                 "mapping",
-                &g.target,
-                "the gate is flowing but its mapping is disabled: nothing is consumed".into(),
+                &m.logical,
+                format!("the mapping is {}: its source is not consumed", m.state),
             ));
         }
     }
     for t in &s.tables {
-        if !t.stuck.is_empty() {
+        let first = |ids: &[String]| ids.first().cloned().unwrap_or_default();
+        if t.stuck_count > 0 {
             out.push(attention(
                 "stuck",
                 &t.table,
                 format!(
                     "{} InProgress record(s) past their lease, e.g. {}",
-                    t.stuck.len(),
-                    t.stuck[0]
+                    t.stuck_count,
+                    first(&t.stuck)
+                ),
+            ));
+        }
+        if t.overdue_count > 0 {
+            out.push(attention(
+                "overdue",
+                &t.table,
+                format!(
+                    "{} record(s) due more than {} ago and not taken, e.g. {} (is the sweep or the stream mapping running? is the gate halted?)",
+                    t.overdue_count,
+                    human(grace_s),
+                    first(&t.overdue)
+                ),
+            ));
+        }
+        let failed = t.by_status.get("Failed").copied().unwrap_or(0);
+        if failed > 0 {
+            out.push(attention(
+                "failed",
+                &t.table,
+                format!(
+                    "{failed} record(s) Failed; once the cause is fixed: steadfast requeue {} --failed",
+                    t.pipeline
                 ),
             ));
         }
     }
     for q in &s.queues {
-        if let Some(age) = q.oldest_age_s {
-            if q.retention_s > 0 && age as f64 >= NEAR_RETENTION * q.retention_s as f64 {
-                out.push(attention(
-                    "near-retention",
-                    &q.name,
-                    format!(
-                        "oldest message is {} old of a {} retention",
-                        human(age),
-                        human(q.retention_s)
-                    ),
-                ));
-            }
+        if let Some(e) = &q.oldest_age_error {
+            out.push(attention(
+                "unreadable",
+                &q.name,
+                format!("the oldest message's age cannot be read: {e}"),
+            ));
+        }
+        let Some(age) = q.oldest_age_s else { continue };
+        if q.retention_s > 0 && age as f64 >= NEAR_RETENTION * q.retention_s as f64 {
+            out.push(attention(
+                "near-retention",
+                &q.name,
+                format!(
+                    "oldest message is {} old of a {} retention",
+                    human(age),
+                    human(q.retention_s)
+                ),
+            ));
+        } else if q.age_alarm_s.is_some_and(|limit| age >= limit) {
+            out.push(attention(
+                "old-messages",
+                &q.name,
+                format!(
+                    "oldest message is {} old (the age alarm is at {})",
+                    human(age),
+                    human(q.age_alarm_s.unwrap_or(0))
+                ),
+            ));
         }
     }
     for (dlq, n) in &s.parked.dead_letters {
@@ -578,6 +716,7 @@ pub fn render(s: &Status) -> String {
         "Failed",
         "oldest pending",
         "stuck",
+        "overdue",
     ]);
     for r in &s.tables {
         let n = |k: &str| r.by_status.get(k).copied().unwrap_or(0).to_string();
@@ -588,10 +727,24 @@ pub fn render(s: &Status) -> String {
             n("Processed"),
             n("Failed"),
             opt(r.oldest_pending_age_s),
-            r.stuck.len().to_string(),
+            r.stuck_count.to_string(),
+            r.overdue_count.to_string(),
         ]);
     }
-    out += &format!("{t}\n\nParked: {}", s.parked.count);
+    let off: Vec<String> = s
+        .mappings
+        .iter()
+        .filter(|m| m.state != "Enabled")
+        .map(|m| match &m.switched_by {
+            Some(target) => format!("{} {} (by the gate of {target})", m.logical, m.state),
+            None => format!("{} {}", m.logical, m.state),
+        })
+        .collect();
+    let mappings = match off.is_empty() {
+        true => format!("all {} enabled", s.mappings.len()),
+        false => off.join(", "),
+    };
+    out += &format!("{t}\n\nMappings: {mappings}\nParked: {}", s.parked.count);
     for r in &s.parked.top_reasons {
         out += &format!("\n  {:>4} × {}", r.count, r.reason);
     }
@@ -644,6 +797,7 @@ mod tests {
                 state: "Flowing".into(),
                 manual: false,
                 since_ms: 0,
+                changed_at_ms: 0,
                 reason: String::new(),
                 epoch: 0,
                 attempt: 0,
@@ -656,6 +810,7 @@ mod tests {
             }],
             queues: vec![],
             tables: vec![],
+            mappings: vec![],
             parked: Parked {
                 count: 0,
                 top_reasons: vec![],
@@ -697,7 +852,9 @@ mod tests {
             in_flight: 0,
             delayed: 0,
             oldest_age_s: Some(900),
+            oldest_age_error: None,
             retention_s: 1000,
+            age_alarm_s: None,
         });
         s.tables.push(TableRow {
             pipeline: "outbox".into(),
@@ -705,6 +862,9 @@ mod tests {
             by_status: BTreeMap::new(),
             oldest_pending_age_s: None,
             stuck: vec!["a-1".into()],
+            stuck_count: 1,
+            overdue: vec![],
+            overdue_count: 0,
         });
         let kinds: Vec<String> = needs(&s, 60).into_iter().map(|a| a.kind).collect();
         assert_eq!(
@@ -717,6 +877,63 @@ mod tests {
                 "parked"
             ]
         );
+    }
+
+    #[test]
+    fn failed_and_overdue_records_old_sources_unreadable_ages_off_mappings_and_long_probes_need_attention(
+    ) {
+        let mut s = status();
+        s.gates[0].state = "Probing".into();
+        s.gates[0].changed_at_ms = 9_000_000;
+        s.mappings.push(MappingInfo {
+            logical: "OutboxWriterFunctionApplications".into(),
+            uuid: "w".into(),
+            state: "Disabled".into(),
+            switched_by: None,
+        });
+        s.tables.push(TableRow {
+            pipeline: "inbox".into(),
+            table: "s-inbox".into(),
+            by_status: BTreeMap::from([("Failed".into(), 2), ("ToBeProcessed".into(), 1)]),
+            oldest_pending_age_s: Some(4000),
+            stuck: vec![],
+            stuck_count: 0,
+            overdue: vec!["customer/1".into()],
+            overdue_count: 1,
+        });
+        let source = |name: &str, age, error: Option<&str>| QueueRow {
+            logical: name.into(),
+            name: name.into(),
+            role: "source".into(),
+            visible: 1,
+            in_flight: 0,
+            delayed: 0,
+            oldest_age_s: age,
+            oldest_age_error: error.map(str::to_owned),
+            retention_s: 1_209_600,
+            age_alarm_s: Some(3600),
+        };
+        s.queues.push(source("orders", Some(4000), None));
+        s.queues.push(source("applications", Some(100), None));
+        s.queues.push(source("erp", None, Some("AccessDenied")));
+        let found: Vec<(String, String)> = needs(&s, 60)
+            .into_iter()
+            .map(|a| (a.kind, a.subject))
+            .collect();
+        let want = [
+            ("halted", "portal"),
+            ("no-probe", "portal"),
+            ("mapping", "OutboxWriterFunctionApplications"),
+            ("overdue", "s-inbox"),
+            ("failed", "s-inbox"),
+            ("old-messages", "orders"),
+            ("unreadable", "erp"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, s)| (k.to_string(), s.to_string()))
+            .collect();
+        assert_eq!(found, want);
     }
 
     #[test]

@@ -12,6 +12,11 @@ use tracing::warn;
 use crate::requests::no_op;
 use crate::{Config, Done, Ports};
 
+/// What a trip whose conditional write lost says.
+const LOST_RACE: &str = "another writer changed the gate first";
+/// How often an operator's halt is tried against concurrent writers.
+const MANUAL_TRIES: u32 = 5;
+
 impl<G, E, I, S, T, Q, L, P> Ports<G, E, I, S, T, Q, L, P>
 where
     G: GateStore,
@@ -23,6 +28,19 @@ where
     /// request is out of date.
     pub(crate) async fn trip(&self, cfg: &Config, trip: TripRequest) -> Result<Done, PortError> {
         self.known(&trip.target)?;
+        // An operator's halt must take even when a probe or the watchdog writes the gate at
+        // the same moment: it is tried again on the gate as it then stands.
+        let tries = if trip.manual { MANUAL_TRIES } else { 1 };
+        for _ in 1..tries {
+            match self.trip_once(cfg, &trip).await? {
+                Done::NoOp(why) if why == LOST_RACE => continue,
+                done => return Ok(done),
+            }
+        }
+        self.trip_once(cfg, &trip).await
+    }
+
+    async fn trip_once(&self, cfg: &Config, trip: &TripRequest) -> Result<Done, PortError> {
         let gate = self.gates.load(&trip.target).await?;
         if let Some(refused) = gate.outdated(trip.observed_at_ms) {
             return Ok(no_op(refused, trip.correlation_id.as_deref()));
@@ -42,9 +60,9 @@ where
             next.next_probe_at_ms = Self::due(cfg, &next, announced, now);
         }
         if !self.gates.save(&next).await? {
-            return Ok(Done::NoOp("another trip won".into()));
+            return Ok(Done::NoOp(LOST_RACE.into()));
         }
-        self.halted(&trip, &next).await?;
+        self.halted(trip, &next).await?;
         Ok(Done::Halted { epoch: next.epoch })
     }
 
@@ -185,5 +203,32 @@ mod tests {
             Done::NoOp(_)
         ));
         assert!(p.probes["portal"].target.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_operators_halt_takes_even_when_probes_write_the_gate_meanwhile() {
+        let p = ports(ScriptedTarget::always(sick()));
+        let c = cfg();
+        p.handle(&c, trip()).await.unwrap();
+        // two saves lost to concurrent writers (a probe, the watchdog), then it takes
+        p.gates.race_next_saves(2);
+        let manual = CloseRequest::Trip(TripRequest {
+            target: "portal".into(),
+            reason: "maintenance".into(),
+            wait_hint_ms: None,
+            manual: true,
+            observed_at_ms: None,
+            correlation_id: None,
+        });
+        assert!(matches!(
+            p.handle(&c, manual).await.unwrap(),
+            Done::Halted { .. }
+        ));
+        let g = p.gates.get("portal").unwrap();
+        assert!(g.manual && g.reason == "maintenance", "{g:?}");
+        // an automatic trip that loses its race is not tried again
+        let p = ports(ScriptedTarget::always(sick()));
+        p.gates.race_next_saves(1);
+        assert!(matches!(p.handle(&c, trip()).await.unwrap(), Done::NoOp(_)));
     }
 }

@@ -14,12 +14,18 @@ use crate::outcome::Outcome;
 use crate::ports::*;
 use crate::signal::{CloseRequest, FlowEvent, OpenRequest, ProbeRequest};
 
+/// Gates by target; `.1` saves still to lose to a concurrent writer (see `race_next_saves`).
 #[derive(Default)]
-pub struct MemGates(pub Mutex<HashMap<String, Gate>>);
+pub struct MemGates(pub Mutex<HashMap<String, Gate>>, pub Mutex<u32>);
 
 impl MemGates {
     pub fn get(&self, target: &str) -> Option<Gate> {
         lock(&self.0).get(target).cloned()
+    }
+
+    /// The next `n` saves lose: another writer changes the stored gate just before each.
+    pub fn race_next_saves(&self, n: u32) {
+        *lock(&self.1) = n;
     }
 }
 
@@ -29,6 +35,14 @@ impl GateStore for MemGates {
     }
     async fn save(&self, next: &Gate) -> PortResult<bool> {
         let mut m = lock(&self.0);
+        let mut races = lock(&self.1);
+        if *races > 0 {
+            *races -= 1;
+            if let Some(g) = m.get_mut(&next.target) {
+                g.version += 1;
+            }
+            return Ok(false);
+        }
         let stored = m.get(&next.target).map(|g| g.version).unwrap_or(0);
         if stored + 1 != next.version {
             return Ok(false);

@@ -339,13 +339,13 @@ fn parse_timestamp(v: &Value) -> Result<u64, String> {
                 s.trim(),
                 &time::format_description::well_known::Rfc3339,
             )
-            .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e})"))?;
+            .map_err(|_| "the text is not an RFC 3339 time".to_owned())?;
             let ms = t.unix_timestamp_nanos() / 1_000_000;
-            u64::try_from(ms).map_err(|_| format!("`{s}` is before 1970"))
+            u64::try_from(ms).map_err(|_| "the time is before 1970".to_owned())
         }
         Value::Number(n) => n
             .as_u64()
-            .ok_or_else(|| format!("{n} is not a whole number of epoch milliseconds")),
+            .ok_or_else(|| "the number is not a whole number of epoch milliseconds".to_owned()),
         _ => Err("neither RFC 3339 text nor epoch milliseconds".into()),
     }
 }

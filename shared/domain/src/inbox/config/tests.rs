@@ -80,7 +80,7 @@ fn bad_messages_say_what_is_wrong_and_where() {
     );
     assert!(
         reason(r#"{"entity":"customer","customerNo":"C1","changedAt":"yesterday"}"#).starts_with(
-            "timestamp field /changedAt is unusable: `yesterday` is not an RFC 3339 time"
+            "timestamp field /changedAt is unusable: the text is not an RFC 3339 time"
         )
     );
     let small = InboxConfig::parse("/entity", ENTITIES, 100).unwrap();
