@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/.tools/lambda-venv/bin:$(PATH)
 export CARGO_BUILD_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
 ARCH ?= arm64
 
-.PHONY: help tools zips test demo load stack build lint deploy clean
+.PHONY: help tools zips test demo load bench stack build lint deploy clean
 
 help:
 	@echo "make test    unit tests, the adapters' contract tests on the emulator, and on LocalStack"
@@ -18,6 +18,8 @@ help:
 	@echo "make demo    the three scenarios with faults on the local stack; target/steadfast/demo-report.json"
 	@echo "make load    10 000 messages through each pipeline on the local stack (functions built release):"
 	@echo "             throughput, peak memory, accounting; target/steadfast/load-report.json"
+	@echo "make bench   Steadfast beside naive send-and-retry; target/steadfast/bench-report.json"
+	@echo "             (so far: the outage policy in simulated time)"
 	@echo "make stack   deploys the template to LocalStack and keeps it running; TARGET_URL=... PROBE_URL=..."
 	@echo "             PORTAL_URL=... PORTAL_PROBE_URL=... for your own API; writes target/steadfast/stack.json"
 	@echo "make build   release Lambda artifacts with cargo-lambda (ARCH=arm64, x86-64 fallback)"
@@ -45,6 +47,10 @@ load: tools
 	@PROFILE=release infra/local/zips.sh
 	@mkdir -p target/steadfast
 	PROFILE=release EMULATOR=localstack infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- load $(LOAD_ARGS)
+
+bench:
+	@mkdir -p target/steadfast
+	cargo run -q -p steadfast-tests --bin bench
 
 stack: tools
 	@PROFILE=release infra/local/zips.sh

@@ -184,20 +184,7 @@ async fn gate(aws: &Aws, table: &str, t: &Target) -> Result<GateRow> {
         None => Gate::new(&t.name),
     };
     let mapping = match &t.mapping {
-        Some(uuid) => {
-            let m = aws
-                .lambda
-                .get_event_source_mapping()
-                .uuid(uuid)
-                .send()
-                .await
-                .map_err(|e| anyhow!("GetEventSourceMapping {uuid}: {}", describe(&e)))?;
-            Some(MappingRow {
-                uuid: uuid.clone(),
-                state: m.state().unwrap_or("unknown").to_owned(),
-                maximum_concurrency: m.scaling_config().and_then(|s| s.maximum_concurrency()),
-            })
-        }
+        Some(uuid) => Some(mapping(aws, uuid).await?),
         None => None,
     };
     let halted = g.state != GateState::Flowing;
@@ -237,6 +224,22 @@ fn count(
     attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
+/// One event source mapping's state and MaximumConcurrency.
+async fn mapping(aws: &Aws, uuid: &str) -> Result<MappingRow> {
+    let m = aws
+        .lambda
+        .get_event_source_mapping()
+        .uuid(uuid)
+        .send()
+        .await
+        .map_err(|e| anyhow!("GetEventSourceMapping {uuid}: {}", describe(&e)))?;
+    Ok(MappingRow {
+        uuid: uuid.to_owned(),
+        state: m.state().unwrap_or("unknown").to_owned(),
+        maximum_concurrency: m.scaling_config().and_then(|s| s.maximum_concurrency()),
+    })
+}
+
 /// Every event source mapping of the stack and its state.
 async fn mappings(aws: &Aws, stack: &Stack) -> Result<Vec<MappingInfo>> {
     let switched: BTreeMap<String, String> = stack
@@ -246,17 +249,10 @@ async fn mappings(aws: &Aws, stack: &Stack) -> Result<Vec<MappingInfo>> {
         .collect();
     let mut out = Vec::new();
     for (logical, uuid) in stack.of_kind("AWS::Lambda::EventSourceMapping") {
-        let m = aws
-            .lambda
-            .get_event_source_mapping()
-            .uuid(uuid)
-            .send()
-            .await
-            .map_err(|e| anyhow!("GetEventSourceMapping {logical}: {}", describe(&e)))?;
         out.push(MappingInfo {
             logical: logical.to_owned(),
             uuid: uuid.to_owned(),
-            state: m.state().unwrap_or("unknown").to_owned(),
+            state: mapping(aws, uuid).await?.state,
             switched_by: switched.get(uuid).cloned(),
         });
     }
