@@ -1,7 +1,9 @@
 //! `make bench`: Steadfast measured, side by side with naive send-and-retry. Writes
 //! `target/steadfast/bench-report.json` and prints the figures as a table.
 //!
-//! Parts: `outage` (the outage policy in simulated time; see `outage.rs`).
+//! Parts: `outage` (the outage policy in simulated time; `outage.rs`) and `cost` (calls per
+//! delivered message on the healthy path, counted at the AWS client on the local stack;
+//! `cost.rs`). `bench outage` runs the first alone (no emulator needed).
 
 use std::time::Duration;
 
@@ -9,17 +11,27 @@ use anyhow::Result;
 use serde_json::{json, Value};
 use steadfast_domain::Backoff;
 
+mod cost;
 mod outage;
 
 use outage::{ambiguous, naive, steadfast, Naive, Scenario};
 
-fn main() -> Result<()> {
+#[tokio::main]
+async fn main() -> Result<()> {
+    let only_outage = std::env::args().nth(1).as_deref() == Some("outage");
+    let cost = if only_outage {
+        Value::Null
+    } else {
+        cost::part(100).await?
+    };
     let report = json!({
         "generated_at_ms": steadfast_local::now_ms(),
         "cores": std::thread::available_parallelism().map_or(0, usize::from),
         "outage": outage_part(),
+        "cost": cost,
     });
     print(&report);
+    print_cost(&report["cost"]);
     steadfast_local::write_report("bench-report.json", &report)?;
     println!("\nreport: target/steadfast/bench-report.json");
     Ok(())
@@ -91,4 +103,33 @@ fn print(report: &Value) {
         "  ambiguous answers (10 % lost after processing, 1000 orders): duplicates steadfast {}, naive {}",
         o["ambiguous"]["steadfast"]["duplicates"], o["ambiguous"]["naive"]["duplicates"]
     );
+}
+
+fn print_cost(cost: &Value) {
+    if cost.is_null() {
+        return;
+    }
+    println!(
+        "\nCost per delivered message, healthy path (100 messages, counted at the AWS client)"
+    );
+    let keys = [
+        "dynamodb_reads",
+        "dynamodb_writes",
+        "dynamodb_write_units",
+        "dynamodb_conditional_refused",
+        "gate_writes",
+        "sqs_calls",
+        "eventbridge_calls",
+        "lambda_invocations",
+        "usd_per_million_messages",
+    ];
+    println!(
+        "  {:<30} {:>9} {:>9} {:>9}",
+        "", "breaker", "outbox", "inbox"
+    );
+    for key in keys {
+        let v = |p: &str| format!("{:.2}", cost[p][key].as_f64().unwrap_or(f64::NAN));
+        let (b, o, i) = (v("breaker"), v("outbox"), v("inbox"));
+        println!("  {key:<30} {b:>9} {o:>9} {i:>9}");
+    }
 }

@@ -147,6 +147,14 @@ pub struct Call {
     pub caller: String,
     /// The fault's action if one hit it.
     pub injected: Option<String>,
+    /// DynamoDB items this call writes (2 for a transaction of two; 0 for a read or another
+    /// service).
+    pub write_units: u32,
+    /// The DynamoDB table it names (`TableName`), if any.
+    pub table: Option<String>,
+    /// The emulator refused it on a condition (ConditionalCheckFailed, a cancelled
+    /// transaction).
+    pub refused_condition: bool,
 }
 
 #[derive(Clone)]
@@ -447,12 +455,24 @@ async fn handle(
         operation: operation_of(&headers, &method, &path),
         caller,
         injected: None,
+        write_units: 0,
+        table: None,
+        refused_condition: false,
     };
+    call.write_units = write_units(&call, &body);
+    if call.service == "dynamodb" {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        call.table = v["TableName"].as_str().map(str::to_owned);
+    }
     let action = matching(&inner, &call, &body);
     call.injected = action.as_ref().map(|a| format!("{a:?}"));
     let service = call.service.clone();
     let is_put_events = call.operation == "PutEvents";
-    lock(&inner.calls).push(call.clone());
+    let index = {
+        let mut calls = lock(&inner.calls);
+        calls.push(call.clone());
+        calls.len() - 1
+    };
     match action {
         Some(Action::Error(e)) => return error_answer(&service, &e),
         Some(Action::Delay(d)) => tokio::time::sleep(d).await,
@@ -473,7 +493,43 @@ async fn handle(
     if is_put_events {
         return bus::put_events(&inner, method, &path_and_query, &headers, body).await;
     }
-    forward(&inner, method, &path_and_query, &headers, body).await
+    match forward_raw(&inner, method, &path_and_query, &headers, body).await {
+        Ok((status, out, bytes)) => {
+            if status == StatusCode::BAD_REQUEST && refused_on_condition(&bytes) {
+                if let Some(c) = lock(&inner.calls).get_mut(index) {
+                    c.refused_condition = true;
+                }
+            }
+            (status, out, bytes).into_response()
+        }
+        Err(broken) => broken,
+    }
+}
+
+/// DynamoDB items a call writes: one per PutItem, UpdateItem or DeleteItem, one per item of a
+/// TransactWriteItems or BatchWriteItem.
+fn write_units(call: &Call, body: &[u8]) -> u32 {
+    if call.service != "dynamodb" {
+        return 0;
+    }
+    match call.operation.as_str() {
+        "PutItem" | "UpdateItem" | "DeleteItem" => 1,
+        "TransactWriteItems" | "BatchWriteItem" => {
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            let transact = v["TransactItems"].as_array().map_or(0, Vec::len);
+            let batch: usize = v["RequestItems"].as_object().map_or(0, |m| {
+                m.values().filter_map(|r| r.as_array()).map(Vec::len).sum()
+            });
+            (transact + batch) as u32
+        }
+        _ => 0,
+    }
+}
+
+/// An answer that refuses a write on its condition.
+fn refused_on_condition(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    text.contains("ConditionalCheckFailed") || text.contains("TransactionCanceled")
 }
 
 /// An answer whose body breaks off: the status line and a first chunk, then the connection
@@ -502,6 +558,21 @@ async fn forward(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
+    match forward_raw(inner, method, path_and_query, headers, body).await {
+        Ok(answer) => answer.into_response(),
+        Err(broken) => broken,
+    }
+}
+
+/// The emulator's answer to a call (status, headers, body), or the proxy's own answer when the
+/// emulator could not be reached or broke off.
+async fn forward_raw(
+    inner: &Inner,
+    method: Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, HeaderMap, Bytes), Response> {
     let url = format!("{}{}", inner.upstream, path_and_query);
     let mut req = inner.http.request(method, url).body(body);
     for (k, v) in headers {
@@ -523,19 +594,19 @@ async fn forward(
                 }
             }
             match r.bytes().await {
-                Ok(bytes) => (status, out, bytes).into_response(),
-                Err(e) => (
+                Ok(bytes) => Ok((status, out, bytes)),
+                Err(e) => Err((
                     StatusCode::BAD_GATEWAY,
                     format!("fault proxy: the emulator's answer broke off: {e}"),
                 )
-                    .into_response(),
+                    .into_response()),
             }
         }
-        Err(e) => (
+        Err(e) => Err((
             StatusCode::BAD_GATEWAY,
             format!("fault proxy: upstream unreachable: {e}"),
         )
-            .into_response(),
+            .into_response()),
     }
 }
 
