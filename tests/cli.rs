@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use steadfast_local::faults::BusFaults;
 use steadfast_local::local::{application, order, Local};
 use steadfast_local::portal::Mode;
-use steadfast_tests::{assert_each_created_once, stack, SWEEPS};
+use steadfast_tests::{assert_each_created_once, ids, send_orders, stack, wait_created, SWEEPS};
 
 /// Runs `steadfast --stack <the test's stack> --json ARGS…`: its exit code and JSON answer.
 async fn steadfast(l: &Local, args: &[&str]) -> Result<(i32, Value)> {
@@ -28,24 +28,6 @@ async fn steadfast(l: &Local, args: &[&str]) -> Result<(i32, Value)> {
         bail!("steadfast {args:?} could not read the stack: {text}");
     }
     Ok((code, serde_json::from_str(&text)?))
-}
-
-fn ids(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}-{i:03}")).collect()
-}
-
-async fn send_orders(l: &Local, ids: &[String]) -> Result<()> {
-    let bodies: Vec<Value> = ids.iter().map(|id| order(id)).collect();
-    l.send(&bodies).await
-}
-
-async fn wait_created(l: &Local, ids: &[String], limit: Duration) -> Result<()> {
-    l.wait_for(&format!("{} orders created", ids.len()), limit, || async {
-        let created = l.portal.created_orders();
-        Ok(ids.iter().all(|id| created.contains_key(id)))
-    })
-    .await?;
-    Ok(())
 }
 
 /// Messages in the parking queue (visible or not).

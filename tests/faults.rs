@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use steadfast_local::faults::{Action, AwsError, Fault};
 use steadfast_local::local::{application, order, Local};
 use steadfast_local::portal::Mode;
-use steadfast_tests::{assert_each_created_once, stack, SWEEPS};
+use steadfast_tests::{assert_each_created_once, ids, send_orders, stack, wait_created, SWEEPS};
 
 /// The local stack of a fault case: the watchdog (every compressed minute) repairs a gate
 /// whose probe is 3 s late.
@@ -60,29 +60,6 @@ fn assert_all_hit(l: &Local, hits: &[u64], sure: usize) {
         "every sure fault must have been met: {hits:?}; calls: {}",
         l.faults.calls().len()
     );
-}
-
-fn ids(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}-{i:03}")).collect()
-}
-
-async fn send_orders(l: &Local, ids: &[String]) -> Result<()> {
-    let bodies: Vec<Value> = ids.iter().map(|id| order(id)).collect();
-    l.send(&bodies).await
-}
-
-async fn wait_created(l: &Local, ids: &[String], limit: Duration) -> Result<()> {
-    let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    l.wait_for(
-        &format!("{} orders created at the portal", ids.len()),
-        limit,
-        || async {
-            let created = l.portal.created_orders();
-            Ok(want.iter().all(|id| created.contains_key(*id)))
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 /// (event id, application id) of every event the approvals consumer received.

@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Result;
+use serde_json::Value;
 use steadfast_local::aws::Emulator;
-use steadfast_local::local::{Local, Options};
+use steadfast_local::local::{order, Local, Options};
 
 /// Test logging at `warn`, once per test binary.
 pub fn init() {
@@ -59,6 +60,32 @@ pub fn unique(what: &str) -> String {
 /// Calls the fake portal took on `path`.
 pub fn calls_to(l: &Local, path: &str) -> usize {
     l.portal.seen().iter().filter(|s| s.path == path).count()
+}
+
+/// `n` ids `PREFIX-000`, `PREFIX-001`, …
+pub fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:03}")).collect()
+}
+
+/// Sends an order for each id to the stack's orders queue.
+pub async fn send_orders(l: &Local, ids: &[String]) -> Result<()> {
+    let bodies: Vec<Value> = ids.iter().map(|id| order(id)).collect();
+    l.send(&bodies).await
+}
+
+/// Waits until the portal has created an order for each id.
+pub async fn wait_created(l: &Local, ids: &[String], limit: Duration) -> Result<()> {
+    let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    l.wait_for(
+        &format!("{} orders created at the portal", ids.len()),
+        limit,
+        || async {
+            let created = l.portal.created_orders();
+            Ok(want.iter().all(|id| created.contains_key(*id)))
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Every order id was created exactly once at the portal, and nothing else was.
