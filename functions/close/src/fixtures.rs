@@ -74,6 +74,18 @@ pub(crate) fn trip() -> CloseRequest {
     trip_with(None)
 }
 
+/// An operator's halt of `portal` for "maintenance".
+pub(crate) fn manual_trip() -> CloseRequest {
+    CloseRequest::Trip(TripRequest {
+        target: "portal".into(),
+        reason: "maintenance".into(),
+        wait_hint_ms: None,
+        manual: true,
+        observed_at_ms: None,
+        correlation_id: None,
+    })
+}
+
 pub(crate) fn probe(epoch: u64, attempt: u32) -> CloseRequest {
     CloseRequest::Probe(ProbeRequest {
         target: "portal".into(),

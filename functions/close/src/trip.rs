@@ -185,14 +185,7 @@ mod tests {
     async fn a_manual_halt_starts_no_probes_and_ignores_old_timers() {
         let p = ports(ScriptedTarget::always(Outcome::Delivered { status: 200 }));
         let c = cfg();
-        let manual = CloseRequest::Trip(TripRequest {
-            target: "portal".into(),
-            reason: "maintenance".into(),
-            wait_hint_ms: None,
-            manual: true,
-            observed_at_ms: None,
-            correlation_id: None,
-        });
+        let manual = manual_trip();
         assert_eq!(
             p.handle(&c, manual).await.unwrap(),
             Done::Halted { epoch: 1 }
@@ -212,14 +205,7 @@ mod tests {
         p.handle(&c, trip()).await.unwrap();
         // two saves lost to concurrent writers (a probe, the watchdog), then it takes
         p.gates.race_next_saves(2);
-        let manual = CloseRequest::Trip(TripRequest {
-            target: "portal".into(),
-            reason: "maintenance".into(),
-            wait_hint_ms: None,
-            manual: true,
-            observed_at_ms: None,
-            correlation_id: None,
-        });
+        let manual = manual_trip();
         assert!(matches!(
             p.handle(&c, manual).await.unwrap(),
             Done::Halted { .. }
