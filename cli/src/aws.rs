@@ -2,7 +2,10 @@
 //! `AWS_ENDPOINT_URL` honoured). A stack file written for a local stack brings its endpoint,
 //! and there any credentials do.
 
+use std::collections::HashMap;
 use std::error::Error;
+
+use aws_sdk_sqs::types::QueueAttributeName;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -54,6 +57,39 @@ impl Aws {
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         }
     }
+}
+
+/// Attributes of a queue.
+pub type QueueAttributes = HashMap<QueueAttributeName, String>;
+
+impl Aws {
+    /// The attribute `name` of the queue at `url` (`All` for every one).
+    pub async fn queue_attributes(
+        &self,
+        url: &str,
+        name: QueueAttributeName,
+    ) -> anyhow::Result<QueueAttributes> {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(name)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "GetQueueAttributes {}: {}",
+                    crate::stack::queue_name(url),
+                    describe(&e)
+                )
+            })?;
+        Ok(out.attributes().cloned().unwrap_or_default())
+    }
+}
+
+/// A numeric queue attribute (0 when absent).
+pub fn number(attrs: &QueueAttributes, name: QueueAttributeName) -> u64 {
+    attrs.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// An SDK error with its causes, in one line.

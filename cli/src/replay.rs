@@ -17,7 +17,7 @@ use aws_sdk_sqs::types::{Message, MessageAttributeValue, QueueAttributeName};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::aws::{describe, Aws};
+use crate::aws::{describe, number, Aws};
 use crate::stack::{queue_name, Stack};
 use crate::{ReplayFrom, SourceQueue};
 
@@ -257,16 +257,11 @@ async fn release(aws: &Aws, queue: &str, receipt: &str) {
 }
 
 async fn arn(aws: &Aws, url: &str) -> Result<String> {
-    let out = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| anyhow!("GetQueueAttributes {}: {}", queue_name(url), describe(&e)))?;
-    out.attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+    let attrs = aws
+        .queue_attributes(url, QueueAttributeName::QueueArn)
+        .await?;
+    attrs
+        .get(&QueueAttributeName::QueueArn)
         .cloned()
         .ok_or_else(|| anyhow!("{} has no ARN", queue_name(url)))
 }
@@ -349,18 +344,9 @@ async fn move_task(aws: &Aws, dlq: &str, to: &str) -> Result<u64, (u64, anyhow::
 const STALLED: Duration = Duration::from_secs(300);
 
 async fn depth(aws: &Aws, url: &str) -> Result<u64> {
-    Ok(aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await
-        .map_err(|e| anyhow!("GetQueueAttributes {}: {}", queue_name(url), describe(&e)))?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0))
+    let name = QueueAttributeName::ApproximateNumberOfMessages;
+    let attrs = aws.queue_attributes(url, name.clone()).await?;
+    Ok(number(&attrs, name))
 }
 
 /// The newest message move task of a queue, if any.

@@ -9,7 +9,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde::Serialize;
 use steadfast_domain::{Gate, GateState};
 
-use crate::aws::{describe, Aws};
+use crate::aws::{describe, number, Aws};
 use crate::stack::{queue_name, Stack, Target};
 use crate::{ago, at, now_ms, Table};
 
@@ -57,7 +57,7 @@ pub struct GateRow {
     pub mapping: Option<MappingRow>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct MappingRow {
     pub uuid: String,
     pub state: String,
@@ -136,10 +136,26 @@ fn attention(kind: &str, subject: &str, cause: String) -> Attention {
 pub async fn read(stack: &Stack, aws: &Aws, grace_s: u64) -> Result<Status> {
     let now = now_ms();
     let gates_table = stack.physical("GateTable")?;
+    // Every mapping read once: the gates show theirs, the list shows them all.
+    let rows = mapping_rows(aws, stack).await?;
+    let targets = stack.targets();
+    let switching = |uuid: &str| targets.iter().find(|t| t.mapping.as_deref() == Some(uuid));
     let mut gates = Vec::new();
-    for t in stack.targets() {
-        gates.push(gate(aws, gates_table, &t).await?);
+    for t in &targets {
+        let row = rows
+            .iter()
+            .find(|(_, r)| t.mapping.as_deref() == Some(&r.uuid));
+        gates.push(gate(aws, gates_table, t, row.map(|(_, r)| r.clone())).await?);
     }
+    let mappings = rows
+        .iter()
+        .map(|(logical, r)| MappingInfo {
+            logical: logical.clone(),
+            uuid: r.uuid.clone(),
+            state: r.state.clone(),
+            switched_by: switching(&r.uuid).map(|t| t.name.clone()),
+        })
+        .collect();
     let age_alarm_s = stack
         .parameter("QueueAgeAlarmSeconds")
         .and_then(|v| v.parse().ok());
@@ -153,7 +169,6 @@ pub async fn read(stack: &Stack, aws: &Aws, grace_s: u64) -> Result<Status> {
         tables.push(table(aws, t, name, now, grace_s).await?);
     }
     let parked = parked(aws, stack, &queues).await?;
-    let mappings = mappings(aws, stack).await?;
     let mut s = Status {
         stack: stack.name.clone(),
         at_ms: now,
@@ -168,7 +183,8 @@ pub async fn read(stack: &Stack, aws: &Aws, grace_s: u64) -> Result<Status> {
     Ok(s)
 }
 
-async fn gate(aws: &Aws, table: &str, t: &Target) -> Result<GateRow> {
+/// One target's gate, with its mapping as read (`mapping`).
+async fn gate(aws: &Aws, table: &str, t: &Target, mapping: Option<MappingRow>) -> Result<GateRow> {
     let out = aws
         .dynamodb
         .get_item()
@@ -182,10 +198,6 @@ async fn gate(aws: &Aws, table: &str, t: &Target) -> Result<GateRow> {
         Some(item) => serde_dynamo::from_item(item)
             .map_err(|e| anyhow!("gate {} in {table} cannot be read: {e}", t.name))?,
         None => Gate::new(&t.name),
-    };
-    let mapping = match &t.mapping {
-        Some(uuid) => Some(mapping(aws, uuid).await?),
-        None => None,
     };
     let halted = g.state != GateState::Flowing;
     Ok(GateRow {
@@ -217,13 +229,6 @@ fn role(logical: &str) -> &'static str {
     }
 }
 
-fn count(
-    attrs: &std::collections::HashMap<QueueAttributeName, String>,
-    a: QueueAttributeName,
-) -> u64 {
-    attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
 /// One event source mapping's state and MaximumConcurrency.
 async fn mapping(aws: &Aws, uuid: &str) -> Result<MappingRow> {
     let m = aws
@@ -240,21 +245,11 @@ async fn mapping(aws: &Aws, uuid: &str) -> Result<MappingRow> {
     })
 }
 
-/// Every event source mapping of the stack and its state.
-async fn mappings(aws: &Aws, stack: &Stack) -> Result<Vec<MappingInfo>> {
-    let switched: BTreeMap<String, String> = stack
-        .targets()
-        .into_iter()
-        .filter_map(|t| Some((t.mapping?, t.name)))
-        .collect();
+/// Every event source mapping of the stack, by logical name.
+async fn mapping_rows(aws: &Aws, stack: &Stack) -> Result<Vec<(String, MappingRow)>> {
     let mut out = Vec::new();
     for (logical, uuid) in stack.of_kind("AWS::Lambda::EventSourceMapping") {
-        out.push(MappingInfo {
-            logical: logical.to_owned(),
-            uuid: uuid.to_owned(),
-            state: mapping(aws, uuid).await?.state,
-            switched_by: switched.get(uuid).cloned(),
-        });
+        out.push((logical.to_owned(), mapping(aws, uuid).await?));
     }
     Ok(out)
 }
@@ -266,17 +261,9 @@ async fn queue(
     now: u64,
     age_alarm_s: Option<u64>,
 ) -> Result<QueueRow> {
-    let out = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .map_err(|e| anyhow!("GetQueueAttributes {logical}: {}", describe(&e)))?;
-    let attrs = out.attributes().cloned().unwrap_or_default();
+    let attrs = aws.queue_attributes(url, QueueAttributeName::All).await?;
     let role = role(logical);
-    let visible = count(&attrs, QueueAttributeName::ApproximateNumberOfMessages);
+    let visible = number(&attrs, QueueAttributeName::ApproximateNumberOfMessages);
     let (oldest_age_s, oldest_age_error) = match role {
         // Receiving from a source would count towards its redrive; CloudWatch tells instead.
         "source" | "timers" | "events" => {
@@ -301,17 +288,17 @@ async fn queue(
         name: queue_name(url).to_owned(),
         role: role.to_owned(),
         visible,
-        in_flight: count(
+        in_flight: number(
             &attrs,
             QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
         ),
-        delayed: count(
+        delayed: number(
             &attrs,
             QueueAttributeName::ApproximateNumberOfMessagesDelayed,
         ),
         oldest_age_s,
         oldest_age_error,
-        retention_s: count(&attrs, QueueAttributeName::MessageRetentionPeriod),
+        retention_s: number(&attrs, QueueAttributeName::MessageRetentionPeriod),
         age_alarm_s: age_alarm_s.filter(|_| role == "source"),
     })
 }
@@ -777,7 +764,11 @@ pub async fn read_gate(stack: &Stack, aws: &Aws, target: &str) -> Result<GateRow
         .into_iter()
         .find(|t| t.name == target)
         .ok_or_else(|| anyhow!("stack {} has no target {target}", stack.name))?;
-    gate(aws, stack.physical("GateTable")?, &t).await
+    let mapping = match &t.mapping {
+        Some(uuid) => Some(mapping(aws, uuid).await?),
+        None => None,
+    };
+    gate(aws, stack.physical("GateTable")?, &t, mapping).await
 }
 
 #[cfg(test)]
