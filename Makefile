@@ -18,8 +18,8 @@ help:
 	@echo "make demo    the three scenarios with faults on the local stack; target/steadfast/demo-report.json"
 	@echo "make load    10 000 messages through each pipeline on the local stack (functions built release):"
 	@echo "             throughput, peak memory, accounting; target/steadfast/load-report.json"
-	@echo "make bench   Steadfast beside naive send-and-retry; target/steadfast/bench-report.json"
-	@echo "             (so far: the outage policy in simulated time, the healthy path's cost per message)"
+	@echo "make bench   Steadfast beside naive send-and-retry (functions built release): outage, cost, latency,"
+	@echo "             throughput, footprint; target/steadfast/bench-report.json and docs/bench.svg"
 	@echo "make stack   deploys the template to LocalStack and keeps it running; TARGET_URL=... PROBE_URL=..."
 	@echo "             PORTAL_URL=... PORTAL_PROBE_URL=... for your own API; writes target/steadfast/stack.json"
 	@echo "make build   release Lambda artifacts with cargo-lambda (ARCH=arm64, x86-64 fallback)"
@@ -48,9 +48,10 @@ load: tools
 	@mkdir -p target/steadfast
 	PROFILE=release EMULATOR=localstack infra/local/with-emulator.sh cargo run -q -p steadfast-local --bin steadfast-local -- load $(LOAD_ARGS)
 
-bench: tools zips
+bench: tools
+	@PROFILE=release infra/local/zips.sh
 	@mkdir -p target/steadfast
-	EMULATOR=localstack infra/local/with-emulator.sh cargo run -q -p steadfast-tests --bin bench
+	PROFILE=release EMULATOR=localstack infra/local/with-emulator.sh cargo run -q -p steadfast-tests --bin bench -- $(BENCH_ARGS)
 
 stack: tools
 	@PROFILE=release infra/local/zips.sh

@@ -28,7 +28,7 @@ impl Aws {
     /// `file_endpoint`: the endpoint a stack file names, used when `AWS_ENDPOINT_URL` is unset.
     pub async fn new(file_endpoint: Option<String>) -> Aws {
         let set = |var: &str| std::env::var(var).is_ok_and(|v| !v.is_empty());
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = steadfast_aws::tls::aws_defaults();
         let endpoint = match std::env::var("AWS_ENDPOINT_URL") {
             Ok(e) if !e.is_empty() => Some(e),
             _ => {

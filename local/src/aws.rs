@@ -1,8 +1,6 @@
 //! AWS clients for the local stack and the tests, pointed at the emulator, with fixed local credentials and
 //! region so nothing ever looks for instance metadata.
 
-use aws_config::BehaviorVersion;
-
 /// Environment every local process gets: emulator endpoint, region, dummy credentials, and no
 /// instance-metadata lookups (which would leave loopback).
 pub fn local_aws_env(endpoint: &str) -> Vec<(String, String)> {
@@ -34,7 +32,7 @@ pub struct Emulator {
 impl Emulator {
     pub async fn connect(endpoint: &str) -> Self {
         let creds = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "local");
-        let conf = aws_config::defaults(BehaviorVersion::latest())
+        let conf = steadfast_aws::tls::aws_defaults()
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(creds)

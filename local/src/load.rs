@@ -151,7 +151,12 @@ async fn inbox(l: &Local, cfg: &LoadConfig) -> Result<Value> {
 }
 
 /// Sends `bodies` from `senders` concurrent senders, in batches of 10; how long it took.
-async fn send_all(l: &Local, queue: &str, bodies: &[String], senders: usize) -> Result<Duration> {
+pub async fn send_all(
+    l: &Local,
+    queue: &str,
+    bodies: &[String],
+    senders: usize,
+) -> Result<Duration> {
     let start = Instant::now();
     let size = bodies.len().div_ceil(senders.max(1)).max(1);
     let sends = bodies
@@ -170,7 +175,12 @@ async fn send_all(l: &Local, queue: &str, bodies: &[String], senders: usize) -> 
 
 /// Shows `count` rising towards `total` until it gets there or stops moving for two minutes;
 /// the time it took.
-async fn wait_counting<F, Fut>(l: &Local, what: &str, total: usize, count: F) -> Result<Duration>
+pub async fn wait_counting<F, Fut>(
+    l: &Local,
+    what: &str,
+    total: usize,
+    count: F,
+) -> Result<Duration>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<usize>>,
@@ -223,15 +233,15 @@ fn round(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// p50, p95 and max of a list of milliseconds.
-fn percentiles(mut v: Vec<u64>) -> Value {
+/// p50, p95, p99 and max of a list of milliseconds.
+pub fn percentiles(mut v: Vec<u64>) -> Value {
     v.sort_unstable();
     let at = |q: f64| {
         v.get(((v.len() as f64 - 1.0) * q).round() as usize)
             .copied()
             .unwrap_or(0)
     };
-    json!({"p50": at(0.5), "p95": at(0.95), "max": at(1.0)})
+    json!({"p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": at(1.0), "count": v.len()})
 }
 
 /// Peak memory (MB) and invocations of the pipeline's functions.

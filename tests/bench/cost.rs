@@ -6,17 +6,13 @@
 //! cost of a million messages a month at the us-east-1 prices below.
 //!
 //! Schedules run at their deployed rate (a minute), so the watchdog and the sweeps, which are
-//! fixed costs and not per message, fire at most once or twice during a measurement; close's
+//! fixed costs and not per message, fire only a few times during a measurement; close's
 //! calls (the watchdog, on a healthy path) are left out.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use anyhow::Result;
 use serde_json::{json, Value};
 use steadfast_local::faults::Call;
-use steadfast_local::local::{application, order, Local};
-use steadfast_tests::stack;
 
 /// us-east-1 prices, USD (2026-11): DynamoDB on-demand $0.625 per million write request units
 /// and $0.125 per million read request units, a transactional write item costing 2 units
@@ -31,7 +27,7 @@ const EVENT: f64 = 1.00;
 const LAMBDA_REQUEST: f64 = 0.20;
 
 /// What one pipeline's functions did for `n` messages, per message.
-fn per_message(calls: &[Call], invocations: u64, gates_table: &str, n: usize) -> Value {
+pub fn per_message(calls: &[Call], invocations: u64, gates_table: &str, n: usize) -> Value {
     let n = n.max(1) as f64;
     let dynamo = |c: &&Call| c.service == "dynamodb";
     let reads = calls
@@ -80,120 +76,8 @@ fn per_message(calls: &[Call], invocations: u64, gates_table: &str, n: usize) ->
     })
 }
 
-/// Measures one pipeline: a warm-up, then `n` messages sent and waited for.
-async fn measure<S, D>(
-    prefix: &str,
-    functions: &[&str],
-    n: usize,
-    send: S,
-    delivered: D,
-) -> Result<Value>
-where
-    S: AsyncFn(&Local, &[String]) -> Result<()>,
-    D: AsyncFn(&Local, &[String]) -> Result<bool>,
-{
-    let l = stack(prefix, &[], &[], None).await?;
-    let warm: Vec<String> = (0..5).map(|i| format!("W-{i:03}")).collect();
-    send(&l, &warm).await?;
-    l.wait_for(
-        "the warm-up delivered",
-        Duration::from_secs(120),
-        || async { delivered(&l, &warm).await },
-    )
-    .await?;
-    let ids: Vec<String> = (0..n).map(|i| format!("M-{i:05}")).collect();
-    let calls_before = l.faults.calls().len();
-    let invocations_before: u64 = functions.iter().map(|f| l.invocations_of(f)).sum();
-    send(&l, &ids).await?;
-    l.wait_for(
-        &format!("{n} messages delivered"),
-        Duration::from_secs(300),
-        || async { delivered(&l, &ids).await },
-    )
-    .await?;
-    // The last settles and deletes land after the delivery.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    // The proxy knows a caller by its function's name: `<stack>-<binary>`.
-    let callers: Vec<String> = functions
-        .iter()
-        .map(|f| format!("{}-{f}", l.stack.name))
-        .collect();
-    let calls: Vec<Call> = l.faults.calls()[calls_before..]
-        .iter()
-        .filter(|c| callers.contains(&c.caller))
-        .cloned()
-        .collect();
-    let invocations = functions
-        .iter()
-        .map(|f| l.invocations_of(f))
-        .sum::<u64>()
-        .saturating_sub(invocations_before);
-    let gates = l.stack.reference("GateTable")?.to_owned();
-    let out = per_message(&calls, invocations, &gates, n);
-    l.down().await;
-    Ok(out)
-}
-
-/// Cost per delivered message of each pipeline, `n` messages each.
-pub async fn part(n: usize) -> Result<Value> {
-    let breaker = measure(
-        "bco",
-        &["processor"],
-        n,
-        async |l: &Local, ids: &[String]| {
-            let bodies: Vec<Value> = ids.iter().map(|id| order(id)).collect();
-            l.send(&bodies).await
-        },
-        async |l: &Local, ids: &[String]| {
-            let created = l.portal.created_orders();
-            Ok(ids.iter().all(|id| created.contains_key(id)))
-        },
-    )
-    .await?;
-    let outbox = measure(
-        "bob",
-        &["outbox-writer", "outbox-relay"],
-        n,
-        async |l: &Local, ids: &[String]| {
-            let bodies: Vec<Value> = ids.iter().map(|id| application(id)).collect();
-            l.send_to("ApplicationsQueue", &bodies).await
-        },
-        async |l: &Local, ids: &[String]| {
-            let got = l.approvals().await?;
-            Ok(ids
-                .iter()
-                .all(|id| got.iter().any(|a| &a.application_id == id)))
-        },
-    )
-    .await?;
-    let inbox = measure(
-        "bib",
-        &["inbox-receiver", "inbox-processor"],
-        n,
-        async |l: &Local, ids: &[String]| {
-            let bodies: Vec<Value> = ids
-                .iter()
-                .map(|id| {
-                    json!({"entity": "customer", "customerNo": id, "name": "n",
-                           "changedAt": "2026-01-01T00:00:00Z"})
-                })
-                .collect();
-            l.send_to("ErpRecordsQueue", &bodies).await
-        },
-        async |l: &Local, ids: &[String]| {
-            let states = l.portal.record_states();
-            Ok(ids
-                .iter()
-                .all(|id| states.contains_key(&format!("customer/{id}"))))
-        },
-    )
-    .await?;
-    Ok(json!({
-        "messages_per_pipeline": n,
-        "prices_usd_per_million": {"dynamodb_write_unit": WRU, "dynamodb_read_unit": RRU,
-            "sqs_request": SQS_REQUEST, "eventbridge_event": EVENT, "lambda_request": LAMBDA_REQUEST},
-        "breaker": breaker,
-        "outbox": outbox,
-        "inbox": inbox,
-    }))
+/// The prices above, for the report.
+pub fn prices() -> Value {
+    json!({"dynamodb_write_unit": WRU, "dynamodb_read_unit": RRU, "sqs_request": SQS_REQUEST,
+           "eventbridge_event": EVENT, "lambda_request": LAMBDA_REQUEST})
 }

@@ -194,9 +194,12 @@ impl FaultProxy {
         let url = format!("http://{}", listener.local_addr()?);
         let inner = Inner {
             upstream: upstream.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(8)
-                .build()?,
+            http: {
+                steadfast_aws::tls::install();
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(8)
+                    .build()?
+            },
             faults: Arc::default(),
             calls: Arc::default(),
             bus: Arc::default(),

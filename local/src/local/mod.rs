@@ -35,6 +35,7 @@ pub use accounting::{Accounting, DLQS};
 pub use bodies::{application, order};
 pub use events::{Approval, Observed};
 pub use functions::lambda_log_dir;
+pub use queues::batch_entries;
 pub use tables::InboxRow;
 
 pub struct Options {

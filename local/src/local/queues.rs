@@ -11,7 +11,7 @@ use super::Local;
 use crate::aws::describe;
 
 /// One batch entry per body, numbered within the batch.
-fn batch_entries(bodies: &[String]) -> Result<Vec<SendMessageBatchRequestEntry>> {
+pub fn batch_entries(bodies: &[String]) -> Result<Vec<SendMessageBatchRequestEntry>> {
     let entries = bodies
         .iter()
         .enumerate()

@@ -3,7 +3,6 @@
 //! SDK client is made only when an adapter that needs it is, and each adapter only with its
 //! crate feature, so a function links only the SDK clients it uses.
 
-use aws_config::BehaviorVersion;
 use steadfast_domain::{Backoff, IdentityRule, Jitter};
 
 use crate::config::{ConfigError, Env};
@@ -20,7 +19,7 @@ pub struct Clients {
 impl Clients {
     pub async fn load(env: &Env) -> Self {
         Clients {
-            shared: aws_config::defaults(BehaviorVersion::latest()).load().await,
+            shared: crate::tls::aws_defaults().load().await,
             invoke_endpoint: env.optional("LAMBDA_INVOKE_ENDPOINT_URL"),
         }
     }

@@ -63,6 +63,7 @@ impl HttpTarget {
     ) -> Result<Self, ConfigError> {
         let timeout = env.seconds("TARGET_TIMEOUT_SECONDS", Duration::from_secs(10))?;
         let classes = status_classes(env)?;
+        crate::tls::install();
         let client = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())

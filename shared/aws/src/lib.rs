@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod tls;
 
 #[cfg(feature = "dynamodb")]
 pub mod gates;
