@@ -18,7 +18,7 @@ use crate::raw;
 /// Concurrent senders of the `n` messages.
 const SENDERS: usize = 4;
 /// Messages per raw run (a rate: fewer than `n` do).
-const RAW_MESSAGES: usize = 500;
+const RAW_MESSAGES: usize = 300;
 
 /// Throughput and cost of `p` for `n` messages, and the raw rate beside it.
 pub async fn measure(l: &Local, p: Pipeline, n: usize) -> Result<(Value, Value)> {

@@ -1,4 +1,4 @@
-//! Latency on the local stack, before any load: messages sent one at a time, two a second,
+//! Latency on the local stack, before any load: messages sent one at a time, 2.5 a second,
 //! one pipeline at a time (not a burst, so no message waits behind a queue of others):
 //! - outbox: record → published, the record's `recordedAt` to the event's arrival at the
 //!   consumer queue (its `SentTimestamp`);
@@ -25,7 +25,7 @@ use crate::pipelines::Pipeline;
 /// between two sends, one pipeline at a time; then with the sweep alone (its period is a
 /// minute: fewer messages, both pipelines at once, its p99 is the highest).
 const MESSAGES: usize = 100;
-const GAP: Duration = Duration::from_millis(500);
+const GAP: Duration = Duration::from_millis(400);
 const SWEEP_MESSAGES: usize = 30;
 const SWEEP_GAP: Duration = Duration::from_millis(500);
 
