@@ -7,10 +7,6 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 use serde_json::json;
 use steadfast_aws::events::{EventBridgeBus, EventBridgePublisher};
 use steadfast_aws::gates::DynamoGates;
@@ -25,70 +21,16 @@ use steadfast_domain::ports::*;
 use steadfast_domain::{FlowEvent, ProbeRequest, Settle, Settled, TimerRoute};
 use steadfast_local::aws::Emulator;
 use steadfast_local::now_ms;
-use steadfast_tests::{emulator, unique};
+use steadfast_tests::{create_table, emulator, unique};
 
 async fn emu() -> Emulator {
     emulator().await
 }
 
-/// A table keyed by `key` (S), with the sparse `due` index when asked.
+/// A table of its own keyed by `key` (S), with the sparse `due` index when asked.
 async fn table(e: &Emulator, key: &str, due_index: bool) -> Result<String> {
     let name = unique("t");
-    let mut req = e
-        .dynamodb
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(key)
-                .key_type(KeyType::Hash)
-                .build()?,
-        );
-    if due_index {
-        req = req
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("due_shard")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()?,
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("due_at")
-                    .attribute_type(ScalarAttributeType::N)
-                    .build()?,
-            )
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name("due")
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name("due_shard")
-                            .key_type(KeyType::Hash)
-                            .build()?,
-                    )
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name("due_at")
-                            .key_type(KeyType::Range)
-                            .build()?,
-                    )
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::KeysOnly)
-                            .build(),
-                    )
-                    .build()?,
-            );
-    }
-    req.send().await?;
+    create_table(e, &name, key, due_index).await?;
     Ok(name)
 }
 

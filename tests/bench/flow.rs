@@ -33,7 +33,7 @@ pub async fn measure(l: &Local, p: Pipeline, n: usize) -> Result<(Value, Value)>
     let ids: Vec<String> = (0..n).map(|i| format!("M{}-{i:05}", p.name())).collect();
     // The warm-up's last settles and deletes are not this run's.
     quiet(l).await;
-    let calls_before = l.faults.calls().len();
+    let calls_before = l.faults.calls_seen();
     let invocations_before: u64 = p.functions().iter().map(|f| l.invocations_of(f)).sum();
     let start = Instant::now();
     send_all(l, p.queue(), &bodies(p, &ids), SENDERS).await?;
@@ -92,10 +92,10 @@ pub async fn measure(l: &Local, p: Pipeline, n: usize) -> Result<(Value, Value)>
 /// Waits until the functions' calls stop for two seconds (at most 30 s).
 async fn quiet(l: &Local) {
     let start = Instant::now();
-    let mut last = (l.faults.calls().len(), Instant::now());
+    let mut last = (l.faults.calls_seen(), Instant::now());
     while start.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = l.faults.calls().len();
+        let now = l.faults.calls_seen();
         if now != last.0 {
             last = (now, Instant::now());
         } else if last.1.elapsed() >= Duration::from_secs(2) {

@@ -15,14 +15,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use serde_json::{json, Value};
-use steadfast_local::local::{order, Local};
+use steadfast_local::local::{order, send_batches, Local};
 
 use crate::pipelines::Pipeline;
 
@@ -38,7 +35,7 @@ struct Via {
 pub async fn measure(l: &Local, p: Pipeline, n: usize, workers: usize) -> Result<Value> {
     let name = format!("{}-raw-{}", l.stack.name, p.name());
     let (queue, _) = l.emu.create_queue(&name).await?;
-    let table = create_table(l, &name).await?;
+    steadfast_tests::create_table(&l.emu, &name, "pk", false).await?;
     let proxy = l.faults.endpoint();
     steadfast_aws::tls::install();
     let via = Via {
@@ -69,13 +66,16 @@ pub async fn measure(l: &Local, p: Pipeline, n: usize, workers: usize) -> Result
     let done = AtomicUsize::new(0);
     let start = Instant::now();
     let sending = async {
-        for r in futures::future::join_all(bodies.chunks(10).map(|c| send(&via, &queue, c))).await {
+        for r in
+            futures::future::join_all(bodies.chunks(10).map(|c| send_batches(&via.sqs, &queue, c)))
+                .await
+        {
             r?;
         }
         anyhow::Ok(())
     };
     let working =
-        futures::future::join_all((0..workers).map(|_| work(l, &via, p, &queue, &table, &done, n)));
+        futures::future::join_all((0..workers).map(|_| work(l, &via, p, &queue, &name, &done, n)));
     let (sent, worked) = tokio::join!(sending, working);
     sent?;
     for r in worked {
@@ -86,7 +86,7 @@ pub async fn measure(l: &Local, p: Pipeline, n: usize, workers: usize) -> Result
     l.emu
         .dynamodb
         .delete_table()
-        .table_name(&table)
+        .table_name(&name)
         .send()
         .await
         .ok();
@@ -96,44 +96,6 @@ pub async fn measure(l: &Local, p: Pipeline, n: usize, workers: usize) -> Result
         "seconds": crate::flow::round1(seconds),
         "per_second": crate::flow::round1(n as f64 / seconds.max(0.001)),
     }))
-}
-
-async fn create_table(l: &Local, name: &str) -> Result<String> {
-    l.emu
-        .dynamodb
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()?,
-        )
-        .send()
-        .await
-        .map_err(|e| anyhow!("CreateTable {name}: {e:?}"))?;
-    Ok(name.to_owned())
-}
-
-async fn send(via: &Via, queue: &str, bodies: &[String]) -> Result<()> {
-    for chunk in bodies.chunks(10) {
-        let entries = steadfast_local::local::batch_entries(chunk)?;
-        via.sqs
-            .send_message_batch()
-            .queue_url(queue)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| anyhow!("SendMessageBatch: {e:?}"))?;
-    }
-    Ok(())
 }
 
 /// Receives, works and deletes until `n` messages are done in all.

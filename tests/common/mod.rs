@@ -117,3 +117,70 @@ pub async fn secret(what: &str, value: &str) -> Result<String> {
 pub fn token() -> String {
     format!("tok-{:016x}", rand::random::<u64>())
 }
+
+/// Creates table `name` keyed by `key` (S), with the sparse `due` index (`due_shard`,
+/// `due_at`) when asked.
+pub async fn create_table(e: &Emulator, name: &str, key: &str, due_index: bool) -> Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let mut req = e
+        .dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()?,
+        );
+    if due_index {
+        req = req
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("due_shard")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("due_at")
+                    .attribute_type(ScalarAttributeType::N)
+                    .build()?,
+            )
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("due")
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("due_shard")
+                            .key_type(KeyType::Hash)
+                            .build()?,
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("due_at")
+                            .key_type(KeyType::Range)
+                            .build()?,
+                    )
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()?,
+            );
+    }
+    req.send().await.map_err(|e| {
+        anyhow::anyhow!("CreateTable {name}: {}", steadfast_local::aws::describe(&e))
+    })?;
+    Ok(())
+}

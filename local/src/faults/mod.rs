@@ -245,6 +245,11 @@ impl FaultProxy {
         lock(&self.inner.calls).clone()
     }
 
+    /// How many calls the proxy has seen so far.
+    pub fn calls_seen(&self) -> usize {
+        lock(&self.inner.calls).len()
+    }
+
     /// Calls of `operation` by `caller` (binary name) seen so far.
     pub fn count(&self, caller: &str, operation: &str) -> usize {
         lock(&self.inner.calls)

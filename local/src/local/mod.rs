@@ -35,7 +35,7 @@ pub use accounting::{Accounting, DLQS};
 pub use bodies::{application, order};
 pub use events::{Approval, Observed};
 pub use functions::lambda_log_dir;
-pub use queues::batch_entries;
+pub use queues::send_batches;
 pub use tables::InboxRow;
 
 pub struct Options {

@@ -10,8 +10,25 @@ use serde_json::Value;
 use super::Local;
 use crate::aws::describe;
 
+/// Sends `bodies` to the queue at `url`, ten to a call; an error if the queue refuses any.
+pub async fn send_batches(sqs: &aws_sdk_sqs::Client, url: &str, bodies: &[String]) -> Result<()> {
+    for chunk in bodies.chunks(10) {
+        let out = sqs
+            .send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(batch_entries(chunk)?))
+            .send()
+            .await
+            .map_err(|e| anyhow!("SendMessageBatch: {}", describe(&e)))?;
+        if !out.failed.is_empty() {
+            bail!("{} messages were not accepted", out.failed.len());
+        }
+    }
+    Ok(())
+}
+
 /// One batch entry per body, numbered within the batch.
-pub fn batch_entries(bodies: &[String]) -> Result<Vec<SendMessageBatchRequestEntry>> {
+fn batch_entries(bodies: &[String]) -> Result<Vec<SendMessageBatchRequestEntry>> {
     let entries = bodies
         .iter()
         .enumerate()
@@ -43,25 +60,9 @@ impl Local {
 
     /// Sends message bodies, as they are, to a queue of the stack, ten per call.
     pub async fn send_text_to(&self, logical: &str, bodies: &[String]) -> Result<()> {
-        let url = self.queue_url(logical)?;
-        for chunk in bodies.chunks(10) {
-            let out = self
-                .emu
-                .sqs
-                .send_message_batch()
-                .queue_url(&url)
-                .set_entries(Some(batch_entries(chunk)?))
-                .send()
-                .await
-                .map_err(|e| anyhow!("SendMessageBatch: {}", describe(&e)))?;
-            if !out.failed.is_empty() {
-                bail!(
-                    "{} messages were not accepted by {logical}",
-                    out.failed.len()
-                );
-            }
-        }
-        Ok(())
+        send_batches(&self.emu.sqs, &self.queue_url(logical)?, bodies)
+            .await
+            .map_err(|e| anyhow!("{logical}: {e}"))
     }
 
     /// (visible, in flight, delayed) messages of a queue.
