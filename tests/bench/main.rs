@@ -238,7 +238,10 @@ fn print_rest(report: &Value) {
         println!("  {what:<40} p50 {:>6}  p99 {:>6}", v["p50"], v["p99"]);
     }
     println!("  bounds: {}", l["bounds"]);
-    println!("\nFootprint (release functions)");
+    println!(
+        "\nFootprint ({} functions)",
+        report["functions_build"].as_str().unwrap_or("unknown")
+    );
     println!(
         "  {:<16} {:>10} {:>14} {:>12}",
         "", "bytes", "cold init ms", "peak RSS kB"
