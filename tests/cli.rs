@@ -77,9 +77,24 @@ async fn status_shows_a_halted_gate_a_parked_message_and_a_pending_record_and_ex
         Ok(l.gate().await?.is_some_and(|g| g.0 == "Halted"))
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    // THEN status names each, with counts and ages, and exits 1
-    let (code, s) = steadfast(&l, &["status"]).await?;
+    // THEN status names each, with counts and ages, and exits 1 (read between probes: while a
+    // probe is on its way the gate is Probing and has no next probe time)
+    let between = std::sync::Mutex::new(None);
+    l.wait_for(
+        "a status between probes",
+        Duration::from_secs(30),
+        || async {
+            let (code, s) = steadfast(&l, &["status"]).await?;
+            let halted = s["gates"][0]["state"] == "Halted";
+            *between.lock().expect("one reader") = halted.then_some((code, s));
+            Ok(halted)
+        },
+    )
+    .await?;
+    let (code, s) = between
+        .into_inner()
+        .expect("one reader")
+        .expect("a status between probes");
     assert_eq!(code, 1, "{s:#}");
     let k = kinds(&s);
     assert!(
