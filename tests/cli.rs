@@ -77,17 +77,23 @@ async fn status_shows_a_halted_gate_a_parked_message_and_a_pending_record_and_ex
         Ok(l.gate().await?.is_some_and(|g| g.0 == "Halted"))
     })
     .await?;
-    // THEN status names each, with counts and ages, and exits 1 (read between probes: while a
-    // probe is on its way the gate is Probing and has no next probe time)
+    // THEN status names each, with counts and ages, and exits 1 (read between probes, once the
+    // mapping is off and the application written: while a probe is on its way the gate is
+    // Probing and has no next probe time)
     let between = std::sync::Mutex::new(None);
     l.wait_for(
         "a status between probes",
         Duration::from_secs(30),
         || async {
             let (code, s) = steadfast(&l, &["status"]).await?;
-            let halted = s["gates"][0]["state"] == "Halted";
-            *between.lock().expect("one reader") = halted.then_some((code, s));
-            Ok(halted)
+            let settled = s["gates"][0]["state"] == "Halted"
+                && s["gates"][0]["mapping"]["state"] == "Disabled"
+                && s["tables"].as_array().is_some_and(|t| {
+                    t.iter()
+                        .any(|t| t["pipeline"] == "outbox" && t["oldest_pending_age_s"].is_u64())
+                });
+            *between.lock().expect("one reader") = settled.then_some((code, s));
+            Ok(settled)
         },
     )
     .await?;
@@ -192,10 +198,13 @@ async fn a_manual_halt_holds_every_order_survives_a_healthy_probe_and_resume_del
     let (epoch, attempt) = (&s["gates"][0]["epoch"], &s["gates"][0]["attempt"]);
     let timer = json!({"kind": "probe", "target": target, "epoch": epoch, "attempt": attempt});
     l.invoke("close", &timer).await?;
-    assert!(
-        refused_probes()? > refused_before,
-        "the probe timer was not refused"
-    );
+    // (the function's log reaches its file a moment after the answer)
+    l.wait_for(
+        "the probe timer refused",
+        Duration::from_secs(10),
+        || async { Ok(refused_probes()? > refused_before) },
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(20)).await;
     let (_, s) = steadfast(&l, &["status"]).await?;
     assert_eq!(s["gates"][0]["state"], "Halted", "{s:#}");

@@ -298,6 +298,10 @@ async fn the_watchdog_repairs_a_lost_probe_timer_and_a_disabled_mapping_once_eac
         "{:?}",
         repairs[1].detail
     );
+    l.wait_for("FlowResumed observed", Duration::from_secs(15), || async {
+        Ok(l.count_events("FlowResumed").await? >= 1)
+    })
+    .await?;
     assert_eq!(l.count_events("FlowResumed").await?, 1);
     let health = l
         .portal

@@ -295,13 +295,27 @@ async fn a_down_portal_halts_the_inbox_through_its_own_gate_and_it_resumes_by_it
     );
     // Runs already delivering when the gate closed finish their tries (each run has one
     // retrying caller); after that, nothing reaches the portal's inbox endpoints.
-    let burst = l
-        .portal
-        .seen()
-        .iter()
-        .filter(|r| r.path.starts_with("/inbox/"))
-        .count();
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    let inbox_calls = || {
+        l.portal
+            .seen()
+            .iter()
+            .filter(|r| r.path.starts_with("/inbox/"))
+            .count()
+    };
+    let burst = inbox_calls();
+    let mut last = burst;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    l.wait_for_every(
+        "3 s without an inbox call",
+        Duration::from_secs(30),
+        Duration::from_secs(3),
+        || {
+            let (before, now) = (last, inbox_calls());
+            last = now;
+            async move { Ok(now == before) }
+        },
+    )
+    .await?;
     let settled_at = l.portal.seen().len();
     tokio::time::sleep(Duration::from_secs(8)).await;
     let while_halted: Vec<_> = l
